@@ -1,0 +1,241 @@
+"""Dataclass configs for every component, and YAML presets that fill them.
+
+A preset is strict: an unknown key, a wrong type or an impossible combination is an `InvalidInput`
+that names the key and the file, never a silent default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from .errors import InvalidInput
+
+PRESETS_PACKAGE = "model.presets"
+
+
+@dataclass
+class TokenizerConfig:
+    """Causal 3D CNN auto-encoder with lookup-free quantization (MAGVIT-v2 shape, scaled down)."""
+
+    frames: int = 17  # frames in one clip: 1 + time_stride * k
+    height: int = 64
+    width: int = 64
+    time_stride: int = 4  # frames per latent frame after the first (the first is encoded alone)
+    patch: int = 4  # space-to-depth stem: patch x patch pixels become channels
+    channels: list[int] = field(default_factory=lambda: [128, 192])  # one entry per level; each level after the first halves H, W
+    res_blocks: int = 2  # residual blocks per level
+    bits: int = 12  # LFQ channels; vocabulary is 2**bits
+    entropy_weight: float = 0.1
+    commit_weight: float = 0.25
+
+    @property
+    def spatial_stride(self) -> int:
+        return self.patch * 2 ** (len(self.channels) - 1)
+
+    @property
+    def vocab_size(self) -> int:
+        return 2**self.bits
+
+    def latent_shape(self, frames: Optional[int] = None) -> tuple[int, int, int]:
+        """(latent frames, latent height, latent width) for a clip of `frames` frames."""
+        f = self.frames if frames is None else frames
+        return (1 + (f - 1) // self.time_stride, self.height // self.spatial_stride, self.width // self.spatial_stride)
+
+    def tokens_per_latent_frame(self) -> int:
+        _, h, w = self.latent_shape()
+        return h * w
+
+    def validate(self, where: str) -> None:
+        for name in ("frames", "height", "width", "time_stride", "patch", "res_blocks", "bits"):
+            if getattr(self, name) <= 0:
+                raise InvalidInput(f"{where}: tokenizer.{name} must be positive, got {getattr(self, name)}")
+        if (self.frames - 1) % self.time_stride:
+            raise InvalidInput(
+                f"{where}: tokenizer.frames={self.frames} is not 1 + {self.time_stride}*k "
+                f"(the causal tokenizer encodes frame 0 alone, then groups of {self.time_stride})"
+            )
+        if not self.channels or any(c <= 0 for c in self.channels):
+            raise InvalidInput(f"{where}: tokenizer.channels must be a non-empty list of positive ints")
+        s = self.spatial_stride
+        if self.height % s or self.width % s:
+            raise InvalidInput(
+                f"{where}: tokenizer.height/width {self.height}x{self.width} not divisible by the spatial stride {s}"
+            )
+        if not 1 <= self.bits <= 20:
+            raise InvalidInput(f"{where}: tokenizer.bits must be in 1..20, got {self.bits}")
+
+
+@dataclass
+class LMConfig:
+    """Decoder-only prefix LM: pre-norm, RMSNorm, rotary positions, SwiGLU."""
+
+    dim: int = 256
+    n_layers: int = 8
+    n_heads: int = 8
+    mlp_hidden: int = 704  # SwiGLU hidden width (about 8/3 * dim, rounded to a multiple of 64)
+    text_dim: int = 384  # width of the frozen text encoder's states
+    max_text_tokens: int = 16  # per-token states kept in the prefix (plus one pooled vector)
+    rope_base: float = 10000.0
+    text_dropout: float = 0.1  # fraction of training samples whose text is dropped (for CFG)
+
+    def validate(self, where: str) -> None:
+        for name in ("dim", "n_layers", "n_heads", "mlp_hidden", "text_dim", "max_text_tokens"):
+            if getattr(self, name) <= 0:
+                raise InvalidInput(f"{where}: lm.{name} must be positive, got {getattr(self, name)}")
+        if self.dim % self.n_heads or (self.dim // self.n_heads) % 2:
+            raise InvalidInput(f"{where}: lm.dim={self.dim} must split into n_heads={self.n_heads} even-sized heads")
+        if not 0.0 <= self.text_dropout < 1.0:
+            raise InvalidInput(f"{where}: lm.text_dropout must be in [0, 1), got {self.text_dropout}")
+
+
+@dataclass
+class SamplingConfig:
+    temperature: float = 1.0
+    top_k: int = 0  # 0 = off
+    top_p: float = 1.0  # 1.0 = off
+    cfg: float = 3.0  # classifier-free guidance scale; 1.0 = conditional model only
+    seed: int = 0
+
+    def validate(self, where: str) -> None:
+        if not self.temperature > 0:
+            raise InvalidInput(f"{where}: sampling.temperature must be > 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise InvalidInput(f"{where}: sampling.top_k must be >= 0, got {self.top_k}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise InvalidInput(f"{where}: sampling.top_p must be in (0, 1], got {self.top_p}")
+        if self.cfg < 0:
+            raise InvalidInput(f"{where}: sampling.cfg must be >= 0, got {self.cfg}")
+
+
+@dataclass
+class VideoConfig:
+    fps: int = 8
+    display_size: int = 128  # files are upscaled to this (nearest-exact multiple where possible)
+
+    def validate(self, where: str) -> None:
+        if not 1 <= self.fps <= 120:
+            raise InvalidInput(f"{where}: video.fps must be in 1..120, got {self.fps}")
+        if not 16 <= self.display_size <= 2048:
+            raise InvalidInput(f"{where}: video.display_size must be in 16..2048, got {self.display_size}")
+
+
+@dataclass
+class Preset:
+    name: str = "custom"
+    description: str = ""
+    weights: Optional[str] = None  # safetensors file, relative to the preset's folder
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    lm: LMConfig = field(default_factory=LMConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
+    source: Optional[str] = None  # where it was read from (not a YAML key)
+
+    def validate(self, where: str) -> None:
+        self.tokenizer.validate(where)
+        self.lm.validate(where)
+        self.sampling.validate(where)
+        self.video.validate(where)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d.pop("source")
+        return d
+
+
+def _check_type(value: Any, tp: Any, key: str, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:  # Optional[X]
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _check_type(value, args[0], key, where)
+    if origin is list:
+        if not isinstance(value, list):
+            raise InvalidInput(f"{where}: {key} must be a list, got {type(value).__name__}")
+        (inner,) = typing.get_args(tp)
+        return [_check_type(v, inner, f"{key}[{i}]", where) for i, v in enumerate(value)]
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidInput(f"{where}: {key} must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInput(f"{where}: {key} must be an integer, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise InvalidInput(f"{where}: {key} must be a string, got {value!r}")
+        return value
+    if dataclasses.is_dataclass(tp):
+        return _fill(tp, value, key, where)
+    raise TypeError(f"unsupported config type {tp}")
+
+
+def _fill(cls: type, data: Any, prefix: str, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{where}: {prefix or 'the preset'} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
+    kwargs = {}
+    for key, value in data.items():
+        full = f"{prefix}.{key}" if prefix else str(key)
+        if key not in names:
+            raise InvalidInput(f"{where}: unknown key '{full}' (known: {', '.join(sorted(names))})")
+        kwargs[key] = _check_type(value, hints[key], full, where)
+    return cls(**kwargs)
+
+
+def preset_from_dict(data: dict, where: str = "<dict>") -> Preset:
+    preset = _fill(Preset, data, "", where)
+    preset.validate(where)
+    return preset
+
+
+def presets_dir() -> Path:
+    """Folder that holds the shipped presets: package data when installed, the repo's presets/ otherwise."""
+    try:
+        from importlib.resources import files
+
+        p = Path(str(files(PRESETS_PACKAGE)))
+        if p.is_dir():
+            return p
+    except (ModuleNotFoundError, TypeError):
+        pass
+    return Path(__file__).resolve().parent.parent / "presets"
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in presets_dir().glob("*.yaml"))
+
+
+def load_preset(name_or_path: str) -> Preset:
+    """Load a shipped preset by name, or any YAML file by path."""
+    import yaml
+
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = presets_dir() / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise InvalidInput(f"unknown preset '{name_or_path}' (available: {', '.join(list_presets())})")
+    elif not path.is_file():
+        raise InvalidInput(f"preset file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise InvalidInput(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    preset = preset_from_dict(data or {}, str(path))
+    preset.source = str(path)
+    return preset
+
+
+def weights_path(preset: Preset) -> Optional[Path]:
+    if preset.weights is None:
+        return None
+    p = Path(preset.weights)
+    if not p.is_absolute() and preset.source:
+        p = Path(preset.source).parent / p
+    return p

@@ -1,0 +1,317 @@
+"""VideoPoet: the one object a Python user (and the CLI) calls. Tensors in, tensors out.
+
+Frames are float tensors in [-1, 1], shape (T, 3, H, W) for one clip, (N, T, 3, H, W) for several.
+Clips longer than one window are made by continuation: each new window is conditioned on the last
+`context` latent frames (9 frames, about a second) of what was made so far.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Callable, Optional, Sequence as Seq, Union
+
+import torch
+
+from . import tasks
+from .checkpoint import CheckpointError, checkpoint_config, compare_configs, file_hash, load_into, read_checkpoint
+from .config import Preset, load_preset, weights_path
+from .errors import InvalidInput, VideoPoetError
+from .sampling import sample
+from .tokenizer import VideoTokenizer
+from .transformer import PrefixLM
+
+Progress = Callable[[int, int], None]
+MAX_FRAMES = 1200  # 150 s at 8 fps: beyond this a request is refused up front
+CONTEXT_LATENTS = 3  # latent frames of context when continuing (1 + 4*2 = 9 frames)
+
+
+def _check_prompt(prompt: str) -> str:
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise InvalidInput("the prompt is empty")
+    return prompt.strip()
+
+
+class VideoPoet:
+    def __init__(self, preset: Preset, tokenizer: VideoTokenizer, lm: PrefixLM, checkpoint: Optional[Path] = None, device: str = "cpu"):
+        self.preset = preset
+        self.tokenizer = tokenizer.eval()
+        self.lm = lm.eval()
+        self.checkpoint = checkpoint
+        self.checkpoint_hash = file_hash(checkpoint) if checkpoint else None
+        self.device = torch.device(device)
+        self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+
+    # -- loading ------------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, preset_or_path: str = "tiny", checkpoint: Union[str, Path, None] = None, device: str = "cpu") -> "VideoPoet":
+        """A preset name or YAML file (its shipped weights, or `checkpoint`), or a .safetensors file."""
+        if str(preset_or_path).endswith(".safetensors"):
+            checkpoint, preset = Path(preset_or_path), None
+        else:
+            preset = load_preset(str(preset_or_path))
+        if checkpoint is None:
+            checkpoint = weights_path(preset)
+            if checkpoint is None:
+                raise VideoPoetError(f"preset '{preset.name}' ships no weights; pass a checkpoint (--checkpoint FILE)")
+            if not checkpoint.is_file():
+                raise VideoPoetError(f"preset '{preset.name}' names weights that are not installed: {checkpoint}")
+        checkpoint = Path(checkpoint)
+        if not checkpoint.is_file():
+            raise CheckpointError(f"checkpoint not found: {checkpoint}")
+        tensors, meta = read_checkpoint(checkpoint)
+        if meta.get("kind") != "videopoet":
+            raise CheckpointError(f"{checkpoint}: a '{meta.get('kind')}' checkpoint; generation needs a full videopoet checkpoint")
+        found = checkpoint_config(meta)
+        if preset is None:
+            from .config import preset_from_dict
+
+            preset = preset_from_dict({"name": checkpoint.stem, **found}, str(checkpoint))
+        expected = {"tokenizer": dataclasses.asdict(preset.tokenizer), "lm": dataclasses.asdict(preset.lm)}
+        compare_configs(expected, found, checkpoint)
+        tok = VideoTokenizer(preset.tokenizer)
+        lm = PrefixLM(preset.lm, preset.tokenizer.vocab_size)
+        load_into(tok, tensors, "tokenizer", checkpoint)
+        load_into(lm, tensors, "lm", checkpoint)
+        return cls(preset, tok.to(device), lm.to(device), checkpoint, device)
+
+    @classmethod
+    def random(cls, preset: Union[str, Preset] = "tiny", seed: int = 0, device: str = "cpu") -> "VideoPoet":
+        """Randomly initialised weights of a preset's shape (for tests and as a training start)."""
+        preset = load_preset(preset) if isinstance(preset, str) else preset
+        torch.manual_seed(seed)
+        return cls(preset, VideoTokenizer(preset.tokenizer), PrefixLM(preset.lm, preset.tokenizer.vocab_size), None, device)
+
+    def save(self, path: Union[str, Path], dtype: Optional[torch.dtype] = None) -> None:
+        """Write a full checkpoint (tokenizer + LM, config in the metadata) as safetensors."""
+        from .checkpoint import save_checkpoint
+
+        config = {"tokenizer": dataclasses.asdict(self.preset.tokenizer), "lm": dataclasses.asdict(self.preset.lm)}
+        save_checkpoint(Path(path), {"tokenizer": self.tokenizer, "lm": self.lm}, config, "videopoet", dtype=dtype)
+
+    # -- pieces -------------------------------------------------------------------------------------
+    def encode_text(self, prompts: Seq[str]):
+        """MiniLM states for prompts (cached: a prompt is encoded once per process)."""
+        from .text import shared_text_encoder
+
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._text_cache]
+        if missing:
+            enc = shared_text_encoder(self.preset.lm.max_text_tokens)
+            s, v, p = enc.encode(list(missing))
+            for i, m in enumerate(missing):
+                self._text_cache[m] = (s[i], v[i], p[i])
+        parts = [self._text_cache[p] for p in prompts]
+        return tuple(torch.stack([x[i] for x in parts]).to(self.device) for i in range(3))
+
+    def _sampling(self, temperature, top_k, top_p, cfg) -> dict:
+        s = dataclasses.replace(
+            self.preset.sampling,
+            **{k: v for k, v in dict(temperature=temperature, top_k=top_k, top_p=top_p, cfg=cfg).items() if v is not None},
+        )
+        s.validate("options")
+        return dict(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, cfg=s.cfg)
+
+    def _frames_for(self, duration_seconds: Optional[float], frames: Optional[int], fps: Optional[float]) -> tuple[int, float]:
+        fps = float(fps if fps is not None else self.preset.video.fps)
+        if not 0 < fps <= 120:
+            raise InvalidInput(f"fps must be in (0, 120], got {fps:g}")
+        if frames is None:
+            seconds = duration_seconds if duration_seconds is not None else (self.preset.tokenizer.frames - 1) / self.preset.video.fps
+            if not seconds > 0:
+                raise InvalidInput(f"seconds must be positive, got {seconds:g}")
+            frames = 1 + round(seconds * fps)
+        if frames < 1:
+            raise InvalidInput(f"frames must be at least 1, got {frames}")
+        if frames > MAX_FRAMES:
+            raise InvalidInput(f"{frames} frames requested; at most {MAX_FRAMES} are made in one call")
+        return frames, fps
+
+    def _native_frames(self, frames: int, fps: float) -> int:
+        native = self.preset.video.fps
+        return 1 + math.ceil((frames - 1) * native / fps)
+
+    def _resample(self, video: torch.Tensor, frames: int, fps: float) -> torch.Tensor:
+        """Native-fps frames -> `frames` frames at `fps` (nearest frame in time; duration preserved)."""
+        native = self.preset.video.fps
+        idx = torch.tensor([min(video.shape[0] - 1, round(i * native / fps)) for i in range(frames)])
+        return video[idx]
+
+    def _decode(self, ids: torch.Tensor) -> torch.Tensor:
+        _, h, w = self.preset.tokenizer.latent_shape()
+        return self.tokenizer.decode(ids.view(ids.shape[0], -1, h, w))
+
+    def _encode(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3, H, W) -> flat ids (B, T'*h*w)."""
+        return self.tokenizer.encode(video.to(self.device)).flatten(1)
+
+    def _run(self, task, prompt, n_out, visual_in=None, forced=None, *, seed, progress, sampling) -> torch.Tensor:
+        states, valid, pooled = self.encode_text([prompt])
+        seq = tasks.build(task, states, valid, pooled, n_out, visual_in=visual_in, visual_out=forced)
+        gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        return sample(self.lm, seq, generator=gen, progress=progress, **sampling)
+
+    def _continue_to(self, video_ids: torch.Tensor, native_frames: int, prompts: list[str], seed: int, progress, sampling) -> torch.Tensor:
+        """Extend decoded frames window by window until `native_frames`, each window conditioned on the
+        last CONTEXT_LATENTS latent frames; prompts[i] drives window i (the last one repeats)."""
+        cfg = self.preset.tokenizer
+        tpf = cfg.tokens_per_latent_frame()
+        ctx_frames = 1 + cfg.time_stride * (CONTEXT_LATENTS - 1)
+        latents = cfg.latent_shape()[0]
+        video = self._decode(video_ids)[0]
+        window = 0
+        while video.shape[0] < native_frames:
+            ctx = self._encode(video[None, -ctx_frames:])
+            n_new = (latents - CONTEXT_LATENTS) * tpf
+            prompt = prompts[min(window, len(prompts) - 1)]
+            new = self._run("continue", prompt, n_new, visual_in=ctx, seed=seed + 1000 * (window + 1), progress=progress, sampling=sampling)
+            full = self._decode(torch.cat([ctx, new], 1))[0]
+            video = torch.cat([video, full[ctx_frames:]])
+            window += 1
+        return video[:native_frames]
+
+    def _windows(self, native_frames: int) -> int:
+        cfg = self.preset.tokenizer
+        extra = max(0, native_frames - cfg.frames)
+        return 1 + math.ceil(extra / (cfg.time_stride * (cfg.latent_shape()[0] - CONTEXT_LATENTS)))
+
+    # -- tasks --------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(
+        self,
+        prompt: str,
+        *,
+        duration_seconds: Optional[float] = None,
+        frames: Optional[int] = None,
+        fps: Optional[float] = None,
+        temperature: Optional[float] = None,
+        top_k: Optional[int] = None,
+        top_p: Optional[float] = None,
+        cfg: Optional[float] = None,
+        seed: Optional[int] = None,
+        then: Seq[str] = (),
+        progress: Optional[Progress] = None,
+    ) -> torch.Tensor:
+        """Text to video: (T, 3, H, W) in [-1, 1]. `then` prompts drive the windows after the first."""
+        prompt = _check_prompt(prompt)
+        then = [_check_prompt(p) for p in then]
+        frames, fps = self._frames_for(duration_seconds, frames, fps)
+        sampling = self._sampling(temperature, top_k, top_p, cfg)
+        seed = self.preset.sampling.seed if seed is None else seed
+        cfgt = self.preset.tokenizer
+        native = self._native_frames(frames, fps)
+        n_tok = cfgt.tokens_per_latent_frame()
+        total = n_tok if native == 1 else cfgt.latent_shape()[0] * n_tok + (self._windows(native) - 1) * (cfgt.latent_shape()[0] - CONTEXT_LATENTS) * n_tok
+        tick = _Ticker(progress, total)
+        if native == 1:
+            ids = self._run("t2i", prompt, n_tok, seed=seed, progress=tick, sampling=sampling)
+            return self._decode(ids)[0]
+        ids = self._run("t2v", prompt, cfgt.latent_shape()[0] * n_tok, seed=seed, progress=tick, sampling=sampling)
+        video = self._continue_to(ids, native, [prompt, *then], seed, tick, sampling)
+        return self._resample(video, frames, fps)
+
+    @torch.no_grad()
+    def animate(self, image: torch.Tensor, prompt: str, *, duration_seconds=None, frames=None, fps=None, temperature=None,
+                top_k=None, top_p=None, cfg=None, seed=None, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
+        """Image (3, H, W) to video (T, 3, H, W); frame 0 is the image as the tokenizer reproduces it."""
+        prompt = _check_prompt(prompt)
+        if image.dim() not in (3, 4) or (image.dim() == 4 and image.shape[0] != 1):
+            raise InvalidInput(f"animate takes one image (3, H, W), got shape {tuple(image.shape)}")
+        image = self._fit(image.reshape(1, 1, *image.shape[-3:]))
+        frames, fps = self._frames_for(duration_seconds, frames, fps)
+        sampling = self._sampling(temperature, top_k, top_p, cfg)
+        seed = self.preset.sampling.seed if seed is None else seed
+        cfgt = self.preset.tokenizer
+        n_tok = cfgt.tokens_per_latent_frame()
+        native = self._native_frames(frames, fps)
+        tick = _Ticker(progress, (cfgt.latent_shape()[0] - 1) * n_tok * self._windows(native))
+        first = self._encode(image)  # a 1-frame video
+        new = self._run("i2v", prompt, (cfgt.latent_shape()[0] - 1) * n_tok, visual_in=first, seed=seed, progress=tick, sampling=sampling)
+        video = self._continue_to(torch.cat([first, new], 1), native, [prompt], seed, tick, sampling)
+        return self._resample(video, frames, fps)
+
+    @torch.no_grad()
+    def extend(self, video: torch.Tensor, prompt: Union[str, Seq[str]], seconds: float, *, fps=None, temperature=None,
+               top_k=None, top_p=None, cfg=None, seed=None, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
+        """Continue a clip (T, 3, H, W at the preset's fps and size) by `seconds`; returns input + new frames.
+        A list of prompts changes the prompt from one extension window to the next."""
+        prompts = [_check_prompt(p) for p in ([prompt] if isinstance(prompt, str) else prompt)]
+        if not prompts:
+            raise InvalidInput("extend needs a prompt")
+        if not seconds > 0:
+            raise InvalidInput(f"seconds must be positive, got {seconds:g}")
+        video = self._fit(video[None])[0]
+        native_fps = self.preset.video.fps
+        add = round(seconds * native_fps)
+        if video.shape[0] + add > MAX_FRAMES:
+            raise InvalidInput(f"the result would have {video.shape[0] + add} frames; at most {MAX_FRAMES}")
+        sampling = self._sampling(temperature, top_k, top_p, cfg)
+        seed = self.preset.sampling.seed if seed is None else seed
+        cfgt = self.preset.tokenizer
+        per_window = cfgt.time_stride * (cfgt.latent_shape()[0] - CONTEXT_LATENTS)
+        tick = _Ticker(progress, math.ceil(add / per_window) * (cfgt.latent_shape()[0] - CONTEXT_LATENTS) * cfgt.tokens_per_latent_frame())
+        ctx_frames = 1 + cfgt.time_stride * (CONTEXT_LATENTS - 1)
+        if video.shape[0] < ctx_frames:  # too short for the context window: repeat its first frame in front
+            video = torch.cat([video[:1].expand(ctx_frames - video.shape[0], *video.shape[1:]), video])
+        start = self._encode(video[None, -ctx_frames:])
+        out = self._continue_to(start, ctx_frames + add, prompts, seed, tick, sampling)
+        result = torch.cat([video, out[ctx_frames:]])
+        return result if fps is None else self._resample(result, 1 + round((result.shape[0] - 1) * fps / native_fps), fps)
+
+    @torch.no_grad()
+    def stylize(self, source_video: torch.Tensor, style_prompt: str, *, motion_only: bool = False, temperature=None,
+                top_k=None, top_p=None, cfg=None, seed=None, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
+        """Restyle a clip (T, 3, H, W at the preset's fps and size) with the text; keeps layout and motion.
+        motion_only conditions on optical flow alone (motion transfer). Long clips go window by window,
+        each window's first latent frames taken from the previous output so there are no seams."""
+        from .controls import control_video
+        from .video_io import from_uint8, to_uint8
+
+        style_prompt = _check_prompt(style_prompt)
+        video = self._fit(source_video[None])[0]
+        sampling = self._sampling(temperature, top_k, top_p, cfg)
+        seed = self.preset.sampling.seed if seed is None else seed
+        cfgt = self.preset.tokenizer
+        L, tpf, F = cfgt.latent_shape()[0], cfgt.tokens_per_latent_frame(), cfgt.frames
+        T = video.shape[0]
+        pad = (F - T) if T < F else (-(T - F)) % (cfgt.time_stride * (L - CONTEXT_LATENTS))
+        src = torch.cat([video, video[-1:].expand(pad, *video.shape[1:])]) if pad else video  # hold the last frame
+        control = from_uint8(control_video(to_uint8(src), motion_only=motion_only)).to(self.device)
+        step = cfgt.time_stride * (L - CONTEXT_LATENTS)
+        n_windows = 1 + (src.shape[0] - F) // step
+        tick = _Ticker(progress, L * tpf + (n_windows - 1) * (L - CONTEXT_LATENTS) * tpf)
+        task = "motion" if motion_only else "stylize"
+        out: Optional[torch.Tensor] = None
+        ctx_frames = 1 + cfgt.time_stride * (CONTEXT_LATENTS - 1)
+        for w in range(n_windows):
+            s = w * step
+            cin = self._encode(control[None, s : s + F])
+            forced = None if out is None else self._encode(out[None, -ctx_frames:])
+            ids = self._run(task, style_prompt, L * tpf, visual_in=cin, forced=forced, seed=seed + 1000 * w, progress=tick, sampling=sampling)
+            clip = self._decode(ids)[0]
+            out = clip if out is None else torch.cat([out, clip[ctx_frames:]])
+        return out[:T]
+
+    def _fit(self, video: torch.Tensor) -> torch.Tensor:
+        """Check (B, T, 3, H, W) matches the model's frame size (callers resize first)."""
+        H, W = self.preset.tokenizer.height, self.preset.tokenizer.width
+        if video.dim() != 5 or video.shape[2] != 3 or video.shape[3:] != (H, W):
+            raise InvalidInput(f"expected frames of shape (T, 3, {H}, {W}), got {tuple(video.shape[1:])}")
+        if video.shape[1] < 1:
+            raise InvalidInput("the video has no frames")
+        return video.to(self.device).float()
+
+
+class _Ticker:
+    """Turns per-call sampler progress into one running count over a whole multi-window job."""
+
+    def __init__(self, progress: Optional[Progress], total: int):
+        self.progress, self.total, self.done, self._last = progress, total, 0, 0
+
+    def __call__(self, i: int, n: int) -> None:
+        if i < self._last:  # a new sampler call started
+            self._last = 0
+        self.done += i - self._last
+        self._last = i if i < n else 0
+        if self.progress is not None:
+            self.progress(min(self.done, self.total), self.total)

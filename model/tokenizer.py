@@ -1,0 +1,161 @@
+"""VideoTokenizer: a causal 3D CNN auto-encoder with lookup-free quantization (MAGVIT-v2, scaled down).
+
+Causality: frame 0 is repeated `time_stride - 1` times in front, so the clip splits into groups of
+`time_stride` frames with frame 0 alone in the first group; time convolutions pad only on the past side
+and normalization is per frame. Latent frame j therefore depends only on frames <= time_stride * j, and an
+image is simply a 1-frame video that shares the vocabulary.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import TokenizerConfig
+from .lfq import LFQ, ids_to_bits
+
+
+class CausalConv3d(nn.Module):
+    def __init__(self, cin: int, cout: int, kernel: int = 3):
+        super().__init__()
+        self.tpad = kernel - 1
+        self.conv = nn.Conv3d(cin, cout, kernel, padding=(0, kernel // 2, kernel // 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T, H, W)
+        return self.conv(F.pad(x, (0, 0, 0, 0, self.tpad, 0)))
+
+
+class FrameGroupNorm(nn.Module):
+    """GroupNorm over (channels in group, H, W) of each frame separately: never mixes time."""
+
+    def __init__(self, channels: int, groups: int = 16):
+        super().__init__()
+        self.groups = min(groups, channels)
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, C, T, H, W = x.shape
+        g = x.view(B, self.groups, C // self.groups, T, H, W)
+        mean = g.mean(dim=(2, 4, 5), keepdim=True)
+        var = g.var(dim=(2, 4, 5), keepdim=True, unbiased=False)
+        g = (g - mean) * torch.rsqrt(var + 1e-5)
+        return g.view(B, C, T, H, W) * self.weight.view(1, C, 1, 1, 1) + self.bias.view(1, C, 1, 1, 1)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.n1, self.c1 = FrameGroupNorm(ch), CausalConv3d(ch, ch)
+        self.n2, self.c2 = FrameGroupNorm(ch), CausalConv3d(ch, ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.c1(F.silu(self.n1(x)))
+        return x + self.c2(F.silu(self.n2(h)))
+
+
+def space_to_depth(x: torch.Tensor, r: int) -> torch.Tensor:
+    B, C, T, H, W = x.shape
+    x = x.view(B, C, T, H // r, r, W // r, r).permute(0, 1, 4, 6, 2, 3, 5)
+    return x.reshape(B, C * r * r, T, H // r, W // r)
+
+
+def depth_to_space(x: torch.Tensor, r: int) -> torch.Tensor:
+    B, C, T, H, W = x.shape
+    x = x.view(B, C // (r * r), r, r, T, H, W).permute(0, 1, 4, 5, 2, 6, 3)
+    return x.reshape(B, C // (r * r), T, H * r, W * r)
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: TokenizerConfig):
+        super().__init__()
+        ch = cfg.channels
+        stem = 3 * cfg.time_stride * cfg.patch * cfg.patch
+        self.conv_in = CausalConv3d(stem, ch[0])
+        self.levels = nn.ModuleList()
+        for i, c in enumerate(ch):
+            blocks: list[nn.Module] = [ResBlock(c) for _ in range(cfg.res_blocks)]
+            self.levels.append(nn.Sequential(*blocks))
+        self.down = nn.ModuleList(nn.Conv3d(4 * ch[i], ch[i + 1], 1) for i in range(len(ch) - 1))
+        self.norm_out = FrameGroupNorm(ch[-1])
+        self.conv_out = CausalConv3d(ch[-1], cfg.bits)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(x)
+        for i, level in enumerate(self.levels):
+            h = level(h)
+            if i < len(self.down):
+                h = self.down[i](space_to_depth(h, 2))
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: TokenizerConfig):
+        super().__init__()
+        ch = cfg.channels[::-1]
+        stem = 3 * cfg.time_stride * cfg.patch * cfg.patch
+        self.conv_in = CausalConv3d(cfg.bits, ch[0])
+        self.levels = nn.ModuleList(nn.Sequential(*[ResBlock(c) for _ in range(cfg.res_blocks)]) for c in ch)
+        self.up = nn.ModuleList(nn.Conv3d(ch[i], 4 * ch[i + 1], 1) for i in range(len(ch) - 1))
+        self.norm_out = FrameGroupNorm(ch[-1])
+        self.conv_out = CausalConv3d(ch[-1], stem)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.conv_in(z)
+        for i, level in enumerate(self.levels):
+            h = level(h)
+            if i < len(self.up):
+                h = depth_to_space(self.up[i](h), 2)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class VideoTokenizer(nn.Module):
+    """Video (B, T, 3, H, W) in [-1, 1] <-> token ids (B, T', H', W') in [0, 2**bits)."""
+
+    def __init__(self, cfg: TokenizerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg)
+        self.quantizer = LFQ(cfg.bits, cfg.entropy_weight, cfg.commit_weight)
+
+    # -- layout helpers -------------------------------------------------------------------------
+    def _to_groups(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3, H, W) -> (B, 3*ts*p*p, T', H/p, W/p) with frame 0 alone in the first group."""
+        B, T, C, H, W = video.shape
+        ts, p = self.cfg.time_stride, self.cfg.patch
+        if (T - 1) % ts:
+            raise ValueError(f"a clip must have 1 + {ts}*k frames, got {T}")
+        x = torch.cat([video[:, :1].expand(B, ts - 1, C, H, W), video], dim=1)  # (B, ts*(k+1), C, H, W)
+        g = (T + ts - 1) // ts
+        x = x.view(B, g, ts, C, H // p, p, W // p, p).permute(0, 2, 3, 5, 7, 1, 4, 6)
+        return x.reshape(B, ts * C * p * p, g, H // p, W // p)
+
+    def _from_groups(self, x: torch.Tensor) -> torch.Tensor:
+        B, _, g, h, w = x.shape
+        ts, p = self.cfg.time_stride, self.cfg.patch
+        x = x.view(B, ts, 3, p, p, g, h, w).permute(0, 5, 1, 2, 6, 3, 7, 4)
+        x = x.reshape(B, g * ts, 3, h * p, w * p)
+        return x[:, ts - 1 :]
+
+    # -- API ------------------------------------------------------------------------------------
+    def encode_latents(self, video: torch.Tensor) -> torch.Tensor:
+        return self.encoder(self._to_groups(video))
+
+    def forward(self, video: torch.Tensor, entropy_scale: float = 1.0):
+        """Training pass: (reconstruction, ids, aux loss, stats). Reconstruction is not clamped."""
+        z = self.encode_latents(video)
+        zq, ids, aux, stats = self.quantizer(z, entropy_scale)
+        return self._from_groups(self.decoder(zq)), ids, aux, stats
+
+    @torch.no_grad()
+    def encode(self, video: torch.Tensor) -> torch.Tensor:
+        """(B, T, 3, H, W) in [-1, 1] -> ids (B, T', H', W')."""
+        return self.quantizer(self.encode_latents(video))[1]
+
+    @torch.no_grad()
+    def decode(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids (B, T', H', W') -> video (B, 1 + ts*(T'-1), 3, H, W) clamped to [-1, 1]."""
+        z = ids_to_bits(ids, self.cfg.bits).movedim(-1, 1)
+        return self._from_groups(self.decoder(z)).clamp(-1, 1)

@@ -1,0 +1,205 @@
+"""Train the PrefixLM on VideoPoet's multi-task mixture, from data pre-tokenized once and cached on disk.
+
+Each step draws one task for the whole batch (one layout, no padding): text-to-video, text-to-image,
+image-to-video, continuation, stylization (flow + structure control) and motion transfer (flow only).
+Text is dropped for `lm.text_dropout` of the samples so classifier-free guidance has an unconditional
+model; the loss is on visual-out ids only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .. import tasks
+from ..checkpoint import CheckpointError, atomic_save, load_into, read_checkpoint, save_checkpoint
+from ..config import Preset
+from ..controls import control_video
+from ..tokenizer import VideoTokenizer
+from ..transformer import PrefixLM
+from .common import ProgressFn, StopFlag, autocast, device_for, init_distributed, load_train_state, lr_at, save_train_state
+from .tokenizer import to_batch
+
+MIXTURE = {"t2v": 0.45, "t2i": 0.08, "i2v": 0.14, "continue": 0.11, "stylize": 0.11, "motion": 0.11}
+
+
+@torch.no_grad()
+def pretokenize(
+    tokenizer: VideoTokenizer,
+    encode_text: Callable[[list[str]], tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
+    clips: np.ndarray,
+    captions: list[list[str]],
+    n_controls: int,
+    path: Path,
+    batch: int = 32,
+    log=print,
+) -> None:
+    """Encode clips, the first n_controls clips' control videos (both kinds) and all captions to `path`."""
+    device = next(tokenizer.parameters()).device
+    tokenizer.eval()
+
+    def enc(videos: np.ndarray) -> torch.Tensor:
+        out = []
+        for i in range(0, len(videos), batch):
+            with autocast(device):
+                out.append(tokenizer.encode(to_batch(videos[i : i + batch], device)).to(torch.int16).cpu())
+        return torch.cat(out)
+
+    t0 = time.time()
+    ids = enc(clips)
+    log(f"encoded {len(clips)} clips in {time.time() - t0:.0f}s")
+    style, motion = [], []
+    for i in range(0, n_controls, batch):
+        chunk = clips[i : min(i + batch, n_controls)]
+        style.append(enc(np.stack([control_video(c) for c in chunk])))
+        motion.append(enc(np.stack([control_video(c, motion_only=True) for c in chunk])))
+    log(f"encoded {n_controls} x 2 control videos ({time.time() - t0:.0f}s)")
+    k = len(captions[0])
+    flat = [c for caps in captions for c in caps]
+    states, valid, pooled = encode_text(flat)
+    log(f"encoded {len(flat)} captions ({time.time() - t0:.0f}s)")
+    tensors = {
+        "ids": ids,
+        "style_ids": torch.cat(style) if style else torch.zeros((0, *ids.shape[1:]), dtype=torch.int16),
+        "motion_ids": torch.cat(motion) if motion else torch.zeros((0, *ids.shape[1:]), dtype=torch.int16),
+        "text_states": states.to(torch.float16).view(len(captions), k, *states.shape[1:]),
+        "text_valid": valid.view(len(captions), k, -1),
+        "text_pooled": pooled.to(torch.float16).view(len(captions), k, -1),
+    }
+    atomic_save(tensors, path, {"format": "videopoet", "format_version": "1", "kind": "lm-data"})
+
+
+class TokenData:
+    """Pre-tokenized clips; `batch(task, B, rng)` lays out one task's training batch."""
+
+    def __init__(self, path: Path, tokens_per_frame: int, text_dropout: float):
+        t, meta = read_checkpoint(path)
+        if meta.get("kind") != "lm-data":
+            raise CheckpointError(f"{path}: not a pre-tokenized data file")
+        self.ids = t["ids"].long()  # (N, T', h, w)
+        self.style = t["style_ids"].long()
+        self.motion = t["motion_ids"].long()
+        self.states, self.valid, self.pooled = t["text_states"], t["text_valid"], t["text_pooled"]
+        self.tpf = tokens_per_frame
+        self.text_dropout = text_dropout
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def batch(self, task: str, B: int, rng: np.random.Generator, device) -> tuple[tasks.Sequence, torch.Tensor]:
+        n_pool = len(self.style) if task in ("stylize", "motion") else len(self.ids)
+        idx = torch.from_numpy(rng.integers(n_pool, size=B))
+        cap = torch.from_numpy(rng.integers(self.states.shape[1], size=B))
+        states = self.states[idx, cap].float()
+        valid = self.valid[idx, cap]
+        pooled = self.pooled[idx, cap].float()
+        has_text = torch.from_numpy(rng.random(B) >= self.text_dropout)
+        vid = self.ids[idx].flatten(1)  # (B, T'*h*w)
+        tpf, T = self.tpf, self.ids.shape[1]
+        vin = None
+        if task == "t2v":
+            out = vid
+        elif task == "t2i":
+            out = vid[:, :tpf]
+        elif task == "i2v":
+            vin, out = vid[:, :tpf], vid[:, tpf:]
+        elif task == "continue":
+            k = int(rng.integers(2, T))  # 2..T-1 known latent frames
+            vin, out = vid[:, : k * tpf], vid[:, k * tpf :]
+        else:
+            vin = (self.style if task == "stylize" else self.motion)[idx].flatten(1)
+            out = vid
+        seq = tasks.build(task, states, valid, pooled, out.shape[1], visual_in=vin, visual_out=out, has_text=has_text)
+        return seq.to(device), out.to(device)
+
+
+def lm_loss(lm: torch.nn.Module, seq: tasks.Sequence, target: torch.Tensor) -> torch.Tensor:
+    logits = lm(seq)
+    return F.cross_entropy(logits.float().flatten(0, 1), target.flatten())
+
+
+def train_lm(
+    preset: Preset,
+    data_path: Path,
+    tokenizer_path: Path,
+    out_dir: Path,
+    steps: int,
+    batch: int = 24,
+    lr: float = 1.5e-3,
+    warmup: int = 200,
+    seed: int = 0,
+    resume: bool = False,
+    save_every: int = 100,
+    mixture: Optional[dict[str, float]] = None,
+    on_progress: Optional[ProgressFn] = None,
+    log=print,
+) -> dict:
+    """Train and write out_dir/lm-state.safetensors (resumable) and out_dir/videopoet.safetensors (weights)."""
+    d = init_distributed()
+    device = device_for(d)
+    out_dir = Path(out_dir)
+    torch.manual_seed(seed)
+    data = TokenData(data_path, preset.tokenizer.tokens_per_latent_frame(), preset.lm.text_dropout)
+    lm = PrefixLM(preset.lm, preset.tokenizer.vocab_size).to(device)
+    decay = [p for n, p in lm.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in lm.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95)
+    )
+    state_path = out_dir / "lm-state.safetensors"
+    config = {"tokenizer": dataclasses.asdict(preset.tokenizer), "lm": dataclasses.asdict(preset.lm)}
+    step = 0
+    if resume and state_path.exists():
+        step, _, _ = load_train_state(state_path, lm, opt, "lm-train")
+        log(f"resumed from {state_path} at step {step}")
+    model = torch.nn.parallel.DistributedDataParallel(lm) if d.world > 1 else lm
+    mixture = mixture or MIXTURE
+    if len(data.style) == 0:
+        mixture = {k: v for k, v in mixture.items() if k not in ("stylize", "motion")}
+    names, probs = list(mixture), np.array(list(mixture.values()), dtype=np.float64)
+    probs /= probs.sum()
+    rng = np.random.default_rng([seed, step])  # the same task order on every rank; different samples below
+    sample_rng = np.random.default_rng([seed, d.rank, step, 1])
+
+    tokenizer = VideoTokenizer(preset.tokenizer)
+    tok_tensors, _ = read_checkpoint(tokenizer_path)
+    load_into(tokenizer, tok_tensors, "tokenizer", tokenizer_path)
+
+    def save() -> None:
+        save_train_state(state_path, lm, opt, step, config, "lm-train")
+        save_checkpoint(out_dir / "videopoet.safetensors", {"tokenizer": tokenizer, "lm": lm}, config, "videopoet", extra_meta={"step": step})
+
+    t0, tokens, metrics = time.time(), 0, {}
+    ema = None
+    with StopFlag() as flag:
+        while step < steps and not flag.stop:
+            lm.train()
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, steps, lr, warmup)
+            task = names[rng.choice(len(names), p=probs)]
+            seq, target = data.batch(task, batch, sample_rng, device)
+            with autocast(device):
+                loss = lm_loss(model, seq, target)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(lm.parameters(), 1.0)
+            opt.step()
+            step += 1
+            tokens += target.numel()
+            lv = float(loss.detach())
+            ema = lv if ema is None else 0.98 * ema + 0.02 * lv
+            metrics = {"loss": lv, "loss_ema": ema, "tok_per_s": tokens * d.world / (time.time() - t0), "lr": opt.param_groups[0]["lr"]}
+            if on_progress and d.main:
+                on_progress(step, steps, {**metrics, "task": names.index(task)})
+            if d.main and (step % save_every == 0 or step == steps):
+                save()
+        if d.main and flag.stop:
+            save()
+            log(f"stopped at step {step}; resume with --resume")
+    return {"step": step, "stopped": flag.stop, **metrics}

@@ -1,0 +1,120 @@
+"""Train the VideoTokenizer: L2 reconstruction + LFQ entropy and commitment losses, bf16 autocast.
+
+Clips are drawn from a pool (rendered procedural world or a user's folder); a quarter of each batch are
+the clips' control videos, so stylization controls tokenize as well as the videos themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..checkpoint import save_checkpoint
+from ..config import TokenizerConfig
+from ..tokenizer import VideoTokenizer
+from .common import Dist, ProgressFn, StopFlag, autocast, device_for, init_distributed, load_train_state, lr_at, save_train_state
+
+
+def to_batch(clips: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 (B, T, H, W, 3) -> float (B, T, 3, H, W) in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(clips)).to(device).permute(0, 1, 4, 2, 3).float().div(127.5).sub(1)
+
+
+@torch.no_grad()
+def reconstruction_psnr(tok: VideoTokenizer, clips: np.ndarray, batch: int = 8) -> float:
+    """Mean PSNR (dB, peak 255) of decode(encode(clip)) over uint8 clips."""
+    tok.eval()
+    device = next(tok.parameters()).device
+    vals = []
+    for i in range(0, len(clips), batch):
+        x = to_batch(clips[i : i + batch], device)
+        y = tok.decode(tok.encode(x))
+        mse = ((y - x) ** 2).mean(dim=(1, 2, 3, 4)).clamp_min(1e-10)
+        vals.append(10 * torch.log10(4.0 / mse))
+    return float(torch.cat(vals).mean())
+
+
+def train_tokenizer(
+    cfg: TokenizerConfig,
+    clips: np.ndarray,
+    controls: Optional[np.ndarray],
+    held_out: np.ndarray,
+    out_dir: Path,
+    steps: int,
+    batch: int = 8,
+    lr: float = 1e-3,
+    warmup: int = 200,
+    seed: int = 0,
+    resume: bool = False,
+    save_every: int = 250,
+    eval_every: int = 500,
+    on_progress: Optional[ProgressFn] = None,
+    log=print,
+) -> dict:
+    """Train and write out_dir/tokenizer.safetensors (weights) and out_dir/tokenizer-state.safetensors."""
+    d: Dist = init_distributed()
+    device = device_for(d)
+    out_dir = Path(out_dir)
+    torch.manual_seed(seed)
+    model = VideoTokenizer(cfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
+    state_path = out_dir / "tokenizer-state.safetensors"
+    step = 0
+    config = dataclasses.asdict(cfg)
+    if resume and state_path.exists():
+        step, _, _ = load_train_state(state_path, model, opt, "tokenizer-train")
+        log(f"resumed from {state_path} at step {step}")
+    train_model = model
+    if d.world > 1:
+        train_model = torch.nn.parallel.DistributedDataParallel(model)
+    rng = np.random.default_rng([seed, d.rank, step])  # data order depends on (seed, rank, resume step)
+    n_ctrl = batch // 4 if controls is not None else 0
+    metrics: dict[str, float] = {}
+    t0, seen = time.time(), 0
+    with StopFlag() as flag:
+        while step < steps and not flag.stop:
+            model.train()
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, steps, lr, warmup)
+            idx = rng.integers(len(clips), size=batch - n_ctrl)
+            parts = [clips[idx]]
+            if n_ctrl:
+                parts.append(controls[rng.integers(len(controls), size=n_ctrl)])
+            x = to_batch(np.concatenate(parts), device)
+            if rng.random() < 0.5:  # horizontal flip: free variety
+                x = x.flip(-1)
+            entropy_scale = 3.0 - 2.0 * min(1.0, step / 2000)  # 0.3 -> 0.1 with weight 0.1
+            with autocast(device):
+                rec, _, aux, stats = train_model(x, entropy_scale)
+            recon = ((rec.float() - x) ** 2).mean()
+            loss = 5.0 * recon + aux
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            step += 1
+            seen += len(x)
+            metrics = {
+                "loss": float(loss),
+                "psnr_batch": float(10 * torch.log10(4.0 / recon.detach().clamp_min(1e-10))),
+                "clips_per_s": seen * d.world / (time.time() - t0),
+                "lr": opt.param_groups[0]["lr"],
+            }
+            if d.main and (step % eval_every == 0 or step == steps):
+                metrics["psnr_held_out"] = reconstruction_psnr(model, held_out)
+                log(f"step {step} held-out PSNR {metrics['psnr_held_out']:.2f} dB")
+            if on_progress and d.main:
+                on_progress(step, steps, metrics)
+            if d.main and (step % save_every == 0 or step == steps or flag.stop):
+                save_train_state(state_path, model, opt, step, config, "tokenizer-train")
+                save_checkpoint(out_dir / "tokenizer.safetensors", {"tokenizer": model}, {"tokenizer": config}, "tokenizer")
+    if d.main and flag.stop:
+        save_train_state(state_path, model, opt, step, config, "tokenizer-train")
+        save_checkpoint(out_dir / "tokenizer.safetensors", {"tokenizer": model}, {"tokenizer": config}, "tokenizer")
+        log(f"stopped at step {step}; resume with --resume")
+    return {"step": step, "stopped": flag.stop, **metrics}

@@ -1,0 +1,183 @@
+"""PrefixLM: a decoder-only transformer, bidirectional over the prefix and causal over the output.
+
+Pre-norm blocks with RMSNorm, rotary positions and SwiGLU; fused QKV and gate/up weights (fewer, larger
+ops: at this size per-call overhead, not arithmetic, is the cost). A static KV cache is written by index,
+so sampling is prefill once + one small step per token with no per-step allocation of the cache.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import LMConfig
+from .tasks import N_SPECIAL, Sequence
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+
+
+def rope_tables(n: int, head_dim: int, base: float, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    inv = 1.0 / base ** (torch.arange(0, head_dim, 2, device=device).float() / head_dim)
+    ang = torch.outer(torch.arange(n, device=device).float(), inv)  # (n, hd/2)
+    return ang.cos(), ang.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x: (B, H, S, hd); cos/sin: (S, hd/2). Rotates pairs (first half, second half)."""
+    x1, x2 = x.float().chunk(2, dim=-1)
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
+
+
+class KVCache:
+    """Pre-allocated keys/values for every layer, plus which positions may be attended to."""
+
+    def __init__(self, cfg: LMConfig, batch: int, max_len: int, device, dtype):
+        hd = cfg.dim // cfg.n_heads
+        shape = (cfg.n_layers, batch, cfg.n_heads, max_len, hd)
+        self.k = torch.zeros(shape, device=device, dtype=dtype)
+        self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.key_valid = torch.zeros(batch, max_len, dtype=torch.bool, device=device)
+        self.max_len = max_len
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: LMConfig):
+        super().__init__()
+        self.n_heads, self.head_dim = cfg.n_heads, cfg.dim // cfg.n_heads
+        self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim, bias=False)
+        self.out = nn.Linear(cfg.dim, cfg.dim, bias=False)
+
+    def forward(self, x, cos, sin, mask, cache: KVCache | None = None, layer: int = 0, start: int = 0):
+        B, S, D = x.shape
+        q, k, v = self.qkv(x).view(B, S, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache is not None:  # write this chunk at [start, start+S), attend over the whole cache
+            cache.k[layer, :, :, start : start + S] = k
+            cache.v[layer, :, :, start : start + S] = v
+            k, v = cache.k[layer], cache.v[layer]
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out(y.transpose(1, 2).reshape(B, S, D))
+
+
+class SwiGLU(nn.Module):
+    def __init__(self, cfg: LMConfig):
+        super().__init__()
+        self.w13 = nn.Linear(cfg.dim, 2 * cfg.mlp_hidden, bias=False)
+        self.w2 = nn.Linear(cfg.mlp_hidden, cfg.dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.w13(x).chunk(2, dim=-1)
+        return self.w2(F.silu(a) * b)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: LMConfig):
+        super().__init__()
+        self.n1, self.attn = RMSNorm(cfg.dim), Attention(cfg)
+        self.n2, self.mlp = RMSNorm(cfg.dim), SwiGLU(cfg)
+
+    def forward(self, x, cos, sin, mask, cache=None, layer=0, start=0):
+        x = x + self.attn(self.n1(x), cos, sin, mask, cache, layer, start)
+        return x + self.mlp(self.n2(x))
+
+
+def prefix_lm_mask(key_valid: torch.Tensor, prefix_len: int, q_start: int = 0, n_q: int | None = None) -> torch.Tensor:
+    """(B, 1, n_q, L) bool: query i sees key j iff j is valid and (j < prefix_len or j <= i)."""
+    B, L = key_valid.shape
+    n_q = L - q_start if n_q is None else n_q
+    qi = torch.arange(q_start, q_start + n_q, device=key_valid.device)[:, None]
+    kj = torch.arange(L, device=key_valid.device)[None, :]
+    allowed = (kj < prefix_len) | (kj <= qi)
+    return allowed[None, None] & key_valid[:, None, None, :]
+
+
+class PrefixLM(nn.Module):
+    def __init__(self, cfg: LMConfig, visual_vocab: int):
+        super().__init__()
+        self.cfg, self.visual_vocab = cfg, visual_vocab
+        self.embed = nn.Embedding(N_SPECIAL + visual_vocab, cfg.dim)
+        self.text_proj = nn.Linear(cfg.text_dim, cfg.dim)
+        self.pool_proj = nn.Linear(cfg.text_dim, cfg.dim)
+        self.null_text = nn.Parameter(torch.zeros(cfg.dim))
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm = RMSNorm(cfg.dim)
+        self.head = nn.Linear(cfg.dim, visual_vocab, bias=False)  # logits over visual ids only
+        self._rope_len = 0
+        self.apply(self._init)
+        for n, p in self.named_parameters():  # scaled init of residual projections (GPT-2)
+            if n.endswith("attn.out.weight") or n.endswith("mlp.w2.weight"):
+                nn.init.normal_(p, std=0.02 / (2 * cfg.n_layers) ** 0.5)
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Embedding):
+            nn.init.normal_(m.weight, std=0.02)
+
+    def rope(self, n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._rope_len < n or self._cos.device != torch.device(device):
+            n2 = max(n, 1024)
+            self._cos, self._sin = rope_tables(n2, self.cfg.dim // self.cfg.n_heads, self.cfg.rope_base, device)
+            self._rope_len = n2
+        return self._cos, self._sin
+
+    def embed_sequence(self, seq: Sequence, upto: int) -> torch.Tensor:
+        """Token embeddings with the text slot replaced by projected text states."""
+        x = self.embed(seq.tokens[:, :upto])
+        Lt = seq.text_states.shape[1]
+        s = seq.text_start
+        dtype = x.dtype
+        pooled = torch.where(
+            seq.has_text[:, None], self.pool_proj(seq.text_pooled.to(dtype)), self.null_text.to(dtype)
+        )
+        states = self.text_proj(seq.text_states.to(dtype))
+        return torch.cat([x[:, :s], pooled[:, None], states, x[:, s + 1 + Lt :]], dim=1)
+
+    def _run(self, x, mask, start, cache=None):
+        cos, sin = self.rope(start + x.shape[1], x.device)
+        cos, sin = cos[start : start + x.shape[1]], sin[start : start + x.shape[1]]
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, cos, sin, mask, cache, i, start)
+        return self.norm(x)
+
+    def forward(self, seq: Sequence) -> torch.Tensor:
+        """Training/teacher forcing: logits (B, n_out, V) for every visual-out position."""
+        S = seq.prefix_len + seq.n_out  # <bov_o> and all but the last visual-out token are inputs
+        x = self.embed_sequence(seq, S)
+        mask = prefix_lm_mask(seq.key_valid()[:, :S], seq.prefix_len)
+        h = self._run(x, mask, 0)
+        return self.head(h[:, seq.prefix_len : S])
+
+    def new_cache(self, batch: int, max_len: int, device, dtype=torch.float32) -> KVCache:
+        return KVCache(self.cfg, batch, max_len, device, dtype)
+
+    def prefill(self, seq: Sequence, cache: KVCache) -> torch.Tensor:
+        """Run the prefix, <bov_o> and any given visual-out ids once; fill the cache; return logits (B, V)
+        for the next output id."""
+        S = seq.tokens.shape[1]
+        x = self.embed_sequence(seq, S)
+        cache.key_valid.zero_()
+        cache.key_valid[:, :S] = seq.key_valid()[:, :S]
+        cache.key_valid[:, S:] = True  # output positions become visible as they are written (mask below)
+        mask = prefix_lm_mask(cache.key_valid, seq.prefix_len, 0, S)
+        h = self._run(x, mask, 0, cache)
+        return self.head(h[:, -1])
+
+    def decode_step(self, token: torch.Tensor, pos: int, cache: KVCache, prefix_len: int) -> torch.Tensor:
+        """Feed one visual id (B,) at position pos; return logits (B, V) for the next one."""
+        x = self.embed(token[:, None] + N_SPECIAL)
+        mask = prefix_lm_mask(cache.key_valid, prefix_len, pos, 1)
+        h = self._run(x, mask, pos, cache)
+        return self.head(h[:, -1])

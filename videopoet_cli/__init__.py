@@ -1,0 +1,1 @@
+"""The `videopoet` command line: a thin Typer layer over `model.VideoPoet`."""
