@@ -92,10 +92,10 @@ def test_split_wordings_stay_in_their_split():
         t = C.caption(scene, rng_c, "train")
         h = C.caption(scene, rng_c, "heldout")
         assert not any(_contains_word(t.lower(), w) for w in held), t
-        matched = {t_[0] for t_ in C._PHRASES}
+        t_phrases = {t.lower()[a:b] for a, b, attr, _ in C._matches(t) if attr != "background"}
         h_phrases = {h.lower()[a:b] for a, b, attr, _ in C._matches(h) if attr != "background"}
-        assert h_phrases and h_phrases <= held, (h, h_phrases - held)
-        assert matched
+        assert len(t_phrases) == 3 and t_phrases <= train, (t, t_phrases - train)
+        assert len(h_phrases) == 3 and h_phrases <= held, (h, h_phrases - held)
 
 
 def test_determinism():
@@ -121,8 +121,8 @@ def test_canonical_caption_and_train_producible():
     # ...and actually produced by sampling
     rng = np.random.default_rng(5)
     scene = sample_scene(np.random.default_rng(6), color="orange", shape="triangle", motion="still")
-    produced = {C.caption(scene, rng) for _ in range(3000)}
-    assert C.canonical_caption("orange", "triangle", "still") in produced
+    produced = [C.caption(scene, rng) for _ in range(3000)]
+    assert produced.count(C.canonical_caption("orange", "triangle", "still")) >= 3
 
 
 def test_eval_prompts():
@@ -133,7 +133,7 @@ def test_eval_prompts():
     hc = C.eval_prompts("heldout_combos")
     assert len(hc) == 36 and len({p for p, *_ in hc}) == 36
     assert {(c, s, m) for _, c, s, m in hc} == set(HELD_OUT_COMBOS)
-    train, held = C.all_wordings("train"), C.all_wordings("heldout")
+    held = C.all_wordings("heldout")
     for p, c, s, m in hc:
         assert C.parse_attributes(p) == (c, s, m), p
         assert not any(_contains_word(p, w) for w in held), p

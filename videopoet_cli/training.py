@@ -1,7 +1,254 @@
 """`videopoet data`, `videopoet train` and `videopoet eval`: registered onto the main app."""
 
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
 import typer
+
+data_app = typer.Typer(help="Make training data.", no_args_is_help=True)
+train_app = typer.Typer(help="Train the tokenizer, then the LM (also under torchrun for several processes).", no_args_is_help=True)
+
+
+class StepReporter:
+    """A rich progress bar on a terminal; a plain line every `every` steps in a log file."""
+
+    def __init__(self, label: str, every: int = 25):
+        self.label, self.every = label, every
+        self.tty = sys.stderr.isatty()
+        self.progress = None
+        self.t0 = time.time()
+
+    def __enter__(self):
+        if self.tty:
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeRemainingColumn(), console=Console(stderr=True))  # fmt: skip
+            self.progress.__enter__()
+            self.task = self.progress.add_task(self.label, total=None)
+        return self
+
+    def __call__(self, step: int, total: int, metrics: dict) -> None:
+        shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "task")
+        if self.progress is not None:
+            self.progress.update(self.task, completed=step, total=total, description=f"{self.label} {shown}")
+        elif step % self.every == 0 or step == total:
+            print(f"[{time.time() - self.t0:7.0f}s] {self.label} step {step}/{total} {shown}", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc):
+        if self.progress is not None:
+            self.progress.__exit__(*exc)
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _run(fn):
+    """Run a command body: user errors become one line on stderr and an exit status."""
+    from model.errors import VideoPoetError
+
+    try:
+        return fn()
+    except VideoPoetError as e:
+        _log(f"error: {e}")
+        raise typer.Exit(e.exit_code) from None
+
+
+@data_app.command("synth")
+def data_synth(
+    out: Path = typer.Option(..., "--out", help="Folder to write clips/ and captions.jsonl into."),
+    count: int = typer.Option(1000, "--count", min=1, max=1_000_000),
+    seed: int = typer.Option(0, "--seed"),
+    preset: str = typer.Option("tiny", "--preset", help="Size, frames and fps come from this preset."),
+) -> None:
+    """Write N procedural clips (MP4) and captions.jsonl, in the format `train --data DIR` reads.
+
+    Example: videopoet data synth --out world --count 500 --seed 1
+    """
+
+    def body():
+        from model.config import load_preset
+        from model.data.sources import write_world
+
+        p = load_preset(preset)
+        with StepReporter("synth", every=100) as rep:
+            index = write_world(out, count, seed, p.tokenizer.frames, p.tokenizer.height, p.video.fps,
+                                progress=lambda i, n: rep(i, n, {}))  # fmt: skip
+        _log(f"wrote {count} clips and {index}")
+
+    _run(body)
+
+
+@train_app.command("tokenizer")
+def train_tokenizer_cmd(
+    preset: str = typer.Option("tiny", "--preset"),
+    data: str = typer.Option("world:4000", "--data", help="world:N (procedural clips) or a folder with captions.jsonl."),
+    data_seed: int = typer.Option(1, "--data-seed"),
+    steps: int = typer.Option(4500, "--steps", min=1),
+    batch: int = typer.Option(8, "--batch", min=1),
+    lr: float = typer.Option(1e-3, "--lr"),
+    out: Path = typer.Option(Path("runs/tiny"), "--out"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/tokenizer-state.safetensors."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train the causal LFQ video tokenizer (writes OUT/tokenizer.safetensors).
+
+    Example: videopoet train tokenizer --preset tiny --data world:4000 --steps 4500 --out runs/tiny
+    """
+
+    def body():
+        import numpy as np
+        import torch
+
+        from model.config import load_preset
+        from model.controls import control_video
+        from model.data.sources import load_clips, world_clips
+        from model.train.tokenizer import train_tokenizer
+
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        p = load_preset(preset)
+        t = p.tokenizer
+        clipset = load_clips(data, t.frames, t.height, p.video.fps, data_seed, _log)
+        n_ctrl = max(1, len(clipset.clips) // 4)
+        controls = np.stack([control_video(c, motion_only=i % 2 == 1) for i, c in enumerate(clipset.clips[:n_ctrl])])
+        held = world_clips(64, 999, t.frames, t.height).clips if data.startswith("world:") else clipset.clips[-16:]
+        _log(f"{len(clipset.clips)} clips, {n_ctrl} control videos, skipped: {clipset.skipped or 'none'}")
+        with StepReporter("tokenizer") as rep:
+            r = train_tokenizer(t, clipset.clips, controls, held, out, steps, batch, lr, seed=seed, resume=resume,
+                                on_progress=rep, log=_log)  # fmt: skip
+        _log(f"done: step {r['step']}, held-out PSNR {r.get('psnr_held_out', float('nan')):.2f} dB -> {out / 'tokenizer.safetensors'}")
+
+    _run(body)
+
+
+@train_app.command("lm")
+def train_lm_cmd(
+    preset: str = typer.Option("tiny", "--preset"),
+    tokenizer: Path = typer.Option(..., "--tokenizer", help="tokenizer.safetensors from `train tokenizer`."),
+    data: str = typer.Option("world:16000", "--data", help="world:N or a folder with captions.jsonl."),
+    data_seed: int = typer.Option(2, "--data-seed"),
+    controls: int = typer.Option(4000, "--controls", min=0, help="Clips whose control videos are made (stylize/motion tasks)."),
+    steps: int = typer.Option(1500, "--steps", min=1),
+    batch: int = typer.Option(24, "--batch", min=1),
+    lr: float = typer.Option(1.5e-3, "--lr"),
+    out: Path = typer.Option(Path("runs/tiny"), "--out"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/lm-state.safetensors."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Train the prefix LM on the multi-task mixture (writes OUT/videopoet.safetensors).
+
+    The data is tokenized once and cached in OUT/lm-data-*.safetensors.
+    Example: videopoet train lm --tokenizer runs/tiny/tokenizer.safetensors --data world:16000 --steps 1500
+    Several processes: torchrun --nproc_per_node 2 -m videopoet_cli train lm ...
+    """
+
+    def body():
+        import hashlib
+        import os
+
+        import torch
+
+        from model.checkpoint import file_hash, load_into, read_checkpoint
+        from model.config import load_preset
+        from model.data.sources import load_clips
+        from model.text import TextEncoder
+        from model.tokenizer import VideoTokenizer
+        from model.train.lm import pretokenize, train_lm
+
+        p = load_preset(preset)
+        t = p.tokenizer
+        key = hashlib.sha256(f"{data}|{data_seed}|{controls}|{file_hash(tokenizer)}".encode()).hexdigest()[:10]
+        data_path = Path(out) / f"lm-data-{key}.safetensors"
+        rank = int(os.environ.get("RANK", "0"))
+        if not data_path.exists() and rank == 0:
+            clipset = load_clips(data, t.frames, t.height, p.video.fps, data_seed, _log)
+            _log(f"{len(clipset.clips)} clips (skipped: {clipset.skipped or 'none'}); tokenizing once -> {data_path}")
+            tok = VideoTokenizer(t)
+            tensors, _ = read_checkpoint(tokenizer)
+            load_into(tok, tensors, "tokenizer", tokenizer)
+            enc = TextEncoder(p.lm.max_text_tokens)
+            pretokenize(tok, enc.encode, clipset.clips, clipset.captions, min(controls, len(clipset.clips)), data_path, log=_log)
+            del clipset
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            import torch.distributed as dist
+
+            from model.train.common import init_distributed
+
+            init_distributed()
+            dist.barrier()
+        with StepReporter("lm") as rep:
+            r = train_lm(p, data_path, tokenizer, out, steps, batch, lr, seed=seed, resume=resume, on_progress=rep, log=_log)
+        if rank == 0:
+            _log(f"done: step {r['step']}, loss {r.get('loss_ema', float('nan')):.3f} -> {Path(out) / 'videopoet.safetensors'}")
+
+    _run(body)
+
+
+def eval_cmd(
+    preset: str = typer.Option("tiny", "--preset"),
+    checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights to evaluate (default: the preset's shipped weights)."),
+    tasks: str = typer.Option("tokenizer,t2v,variety,stylize,motion,animate,extend", "--tasks", help="Comma-separated subset."),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N prompts/clips per task (quick look)."),
+    cfg: Optional[float] = typer.Option(None, "--cfg"),
+    temperature: Optional[float] = typer.Option(None, "--temperature"),
+    out: Path = typer.Option(Path("eval.json"), "--out", "-o", help="JSON report."),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+) -> None:
+    """Measure prompt adherence (colour, shape, motion), steadiness, seed variety, the video-to-video
+    tasks and the tokenizer's PSNR, on prompts and clips kept out of training; print a table, write JSON.
+
+    Example: videopoet eval --out eval.json
+    """
+
+    def body():
+        import json
+
+        from rich.console import Console
+        from rich.table import Table
+
+        from model.errors import InvalidInput
+        from model.evaluate import TASKS, run_eval
+        from model.pipeline import VideoPoet
+
+        chosen = tuple(t.strip() for t in tasks.split(",") if t.strip())
+        bad = [t for t in chosen if t not in TASKS]
+        if bad or not chosen:
+            raise InvalidInput(f"--tasks: unknown {bad or '(none)'}; choose from {', '.join(TASKS)}")
+        if out.exists() and not overwrite:
+            raise InvalidInput(f"{out} exists; pass --overwrite to replace it")
+        if not out.parent.is_dir():
+            raise InvalidInput(f"output folder does not exist: {out.parent}")
+        vp = VideoPoet.from_pretrained(preset, checkpoint)
+        sampling = {k: v for k, v in dict(cfg=cfg, temperature=temperature).items() if v is not None}
+        console = Console(stderr=True)
+        with console.status("evaluating") as status:
+            report = run_eval(vp, chosen, limit, tick=lambda s: status.update(f"evaluating: {s}"), **sampling)
+        tmp = out.with_name(f".{out.name}.tmp")
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+        tmp.replace(out)
+        table = Table(title=f"videopoet eval ({vp.preset.name}, {vp.checkpoint_hash})")
+        for col in ("measure", "value", "n"):
+            table.add_column(col)
+        for name, part in report.items():
+            if not isinstance(part, dict) or "n" not in part and "psnr_db" not in part:
+                continue
+            for k, v in part.items():
+                if isinstance(v, float) and k != "n":
+                    table.add_row(f"{name}.{k}", f"{v:.1%}" if k in ("color", "shape", "motion", "all", "differ", "keeps_color_shape", "smooth_seams") else f"{v:.3g}", str(part.get("n", "")))
+        Console().print(table)
+        _log(f"wrote {out}")
+
+    _run(body)
 
 
 def register(app: typer.Typer) -> None:
-    """Add the data/train/eval commands to `app` (filled in by the training work)."""
+    """Add the data/train/eval commands to `app`."""
+    app.add_typer(data_app, name="data")
+    app.add_typer(train_app, name="train")
+    app.command("eval")(eval_cmd)

@@ -171,6 +171,7 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
 }
 
 CANONICAL_WORD_P = 0.3  # train split: chance of using the canonical word for each attribute
+CANONICAL_TEMPLATE_P = 0.1  # train split: extra chance of the canonical sentence shape (README prompts)
 
 
 # ------------------------------------------------------------------------------------------- composing
@@ -210,7 +211,10 @@ def compose(color: str, shape: str, motion: str, background: str, rng: np.random
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     templates = TEMPLATES[split]
-    template = templates[int(rng.integers(len(templates)))]
+    if split == "train" and rng.random() < CANONICAL_TEMPLATE_P:
+        template = CANONICAL_TEMPLATE
+    else:
+        template = templates[int(rng.integers(len(templates)))]
     color_w = _pick(COLOR_WORDS[split][color], color, rng, split)
     shape_w = _pick(SHAPE_WORDS[split][shape], shape, rng, split)
     motion_w = _pick(MOTION_WORDS[split][motion], _canonical_motion(motion), rng, split)

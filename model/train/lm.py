@@ -164,8 +164,6 @@ def train_lm(
         mixture = {k: v for k, v in mixture.items() if k not in ("stylize", "motion")}
     names, probs = list(mixture), np.array(list(mixture.values()), dtype=np.float64)
     probs /= probs.sum()
-    rng = np.random.default_rng([seed, step])  # the same task order on every rank; different samples below
-    sample_rng = np.random.default_rng([seed, d.rank, step, 1])
 
     tokenizer = VideoTokenizer(preset.tokenizer)
     tok_tensors, _ = read_checkpoint(tokenizer_path)
@@ -182,7 +180,9 @@ def train_lm(
             lm.train()
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, steps, lr, warmup)
-            task = names[rng.choice(len(names), p=probs)]
+            # batches are a function of the step (resume-exact); the task is the same on every rank
+            task = names[np.random.default_rng([seed, step]).choice(len(names), p=probs)]
+            sample_rng = np.random.default_rng([seed, d.rank, step, 1])
             seq, target = data.batch(task, batch, sample_rng, device)
             with autocast(device):
                 loss = lm_loss(model, seq, target)

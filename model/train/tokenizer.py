@@ -72,7 +72,6 @@ def train_tokenizer(
     train_model = model
     if d.world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(model)
-    rng = np.random.default_rng([seed, d.rank, step])  # data order depends on (seed, rank, resume step)
     n_ctrl = batch // 4 if controls is not None else 0
     metrics: dict[str, float] = {}
     t0, seen = time.time(), 0
@@ -81,6 +80,7 @@ def train_tokenizer(
             model.train()
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, steps, lr, warmup)
+            rng = np.random.default_rng([seed, d.rank, step])  # a batch is a function of the step: resume-exact
             idx = rng.integers(len(clips), size=batch - n_ctrl)
             parts = [clips[idx]]
             if n_ctrl:
@@ -100,7 +100,7 @@ def train_tokenizer(
             step += 1
             seen += len(x)
             metrics = {
-                "loss": float(loss),
+                "loss": float(loss.detach()),
                 "psnr_batch": float(10 * torch.log10(4.0 / recon.detach().clamp_min(1e-10))),
                 "clips_per_s": seen * d.world / (time.time() - t0),
                 "lr": opt.param_groups[0]["lr"],

@@ -1,0 +1,573 @@
+"""The `videopoet` command line: outputs (exact frame counts, fps, sizes), batches, pipes, and one-line errors.
+
+Most tests run in-process with Typer's CliRunner on a "micro" preset (a 1-layer LM, 8/16-channel tokenizer)
+with random weights; a few use random weights of the real tiny shape, and three run the installed
+console script in a subprocess. Random weights make noise, which is all the mechanics need.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageSequence
+from typer.testing import CliRunner
+
+from model import video_io as V
+from videopoet_cli.main import app
+
+PROMPT = "a red circle moving right"
+SLUG = "a-red-circle-moving-right"
+
+
+# ----------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread():
+    import torch
+
+    torch.set_num_threads(1)  # a training job shares the CPU: one thread is faster than two fighting
+    yield
+
+
+@pytest.fixture(scope="session")
+def ckpt_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("checkpoints")
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(ckpt_dir):
+    from model.pipeline import VideoPoet
+
+    path = ckpt_dir / "tiny-random.safetensors"
+    VideoPoet.random("tiny", seed=0).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def micro(ckpt_dir):
+    """(preset YAML, checkpoint) of a much smaller shape than tiny: fast mechanics tests."""
+    from model.config import load_preset, presets_dir
+    from model.pipeline import VideoPoet
+
+    text = (presets_dir() / "tiny.yaml").read_text()
+    for pattern, repl in [
+        (r"(?m)^name: .*$", "name: micro"),
+        (r"(?m)^weights: .*$", "weights: null"),
+        (r"(?m)^(\s+)channels: .*$", r"\1channels: [8, 16]"),
+        (r"(?m)^(\s+)bits: .*$", r"\1bits: 6"),
+        (r"(?m)^(\s+)dim: .*$", r"\1dim: 32"),
+        (r"(?m)^(\s+)n_layers: .*$", r"\1n_layers: 1"),
+        (r"(?m)^(\s+)n_heads: .*$", r"\1n_heads: 2"),
+        (r"(?m)^(\s+)mlp_hidden: .*$", r"\1mlp_hidden: 64"),
+    ]:
+        text, n = re.subn(pattern, repl, text)
+        assert n == 1, pattern
+    yaml_path = ckpt_dir / "micro.yaml"
+    yaml_path.write_text(text)
+    preset = load_preset(str(yaml_path))
+    assert (preset.name, preset.tokenizer.bits, preset.lm.dim, preset.weights) == ("micro", 6, 32, None)
+    ckpt = ckpt_dir / "micro.safetensors"
+    VideoPoet.random(preset, seed=0).save(ckpt)
+    return yaml_path, ckpt
+
+
+@pytest.fixture
+def cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def cli(*args, input=None, env=None):
+    return CliRunner().invoke(app, [str(a) for a in args], input=input, env=env)
+
+
+def M(micro):
+    """Options selecting the micro model."""
+    return ["--preset", str(micro[0]), "--checkpoint", str(micro[1])]
+
+
+def ok(result):
+    assert result.exit_code == 0, f"exit {result.exit_code}\nstderr: {result.stderr}\nexc: {result.exception!r}"
+    return result
+
+
+def read_back(path):
+    """(uint8 frames (T, H, W, 3), fps) with imageio / Pillow, independently of video_io."""
+    import imageio.v2 as iio
+
+    path = Path(path)
+    if path.is_dir():
+        names = sorted(p for p in path.iterdir() if p.suffix == ".png")
+        return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in names]), None
+    if path.suffix == ".gif":
+        with Image.open(path) as im:
+            delays = []
+            frames = []
+            for f in ImageSequence.Iterator(im):
+                delays.append(f.info.get("duration"))
+                frames.append(np.asarray(f.convert("RGB")))
+        assert len(iio.mimread(path)) == len(frames)  # imageio agrees on the count
+        return np.stack(frames), 1000.0 / delays[0]
+    reader = iio.get_reader(path, format="FFMPEG")
+    try:
+        fps = reader.get_meta_data()["fps"]
+        frames = np.stack([np.asarray(f) for f in reader])
+    finally:
+        reader.close()
+    return frames, fps
+
+
+def snapshot(folder):
+    return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*"))
+
+
+def error_lines(text):
+    return [ln for ln in text.splitlines() if "error" in ln.lower()]
+
+
+def write_clip(path, T=20, H=80, W=100, fps=24):
+    y, x = np.mgrid[0:H, 0:W]
+    frames = np.empty((T, H, W, 3), np.uint8)
+    for t in range(T):
+        f = np.stack([x * 2 % 256, y * 3 % 256, np.full_like(x, 90)], -1)
+        x0 = (3 * t) % (W - 20)
+        f[H // 3 : H // 3 + 20, x0 : x0 + 20] = (230, 40, 30)
+        frames[t] = f
+    V.write_video(frames, str(path), fps, V.output_kind(str(path), None))
+    return path
+
+
+def write_png(path, H=80, W=100):
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (H, W, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+# ----------------------------------------------------------------------------- subprocess: the real entry points
+
+
+def test_help_is_fast_and_does_not_import_torch():
+    exe = Path(sys.executable).with_name("videopoet")
+    subprocess.run([str(exe), "--help"], capture_output=True, timeout=60)  # warm the file cache
+    t = time.perf_counter()
+    r = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
+    wall = time.perf_counter() - t
+    assert r.returncode == 0, r.stderr
+    for word in ("generate", "animate", "extend", "stylize", "presets"):
+        assert word in r.stdout
+    assert wall < 1.5, f"videopoet --help took {wall:.2f} s"
+    code = "import sys, videopoet_cli.main; bad = [m for m in ('torch', 'model.pipeline', 'cv2', 'imageio') if m in sys.modules]; assert not bad, bad"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+def test_python_dash_m_version():
+    r = subprocess.run([sys.executable, "-m", "videopoet_cli", "--version"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "videopoet 0.1.0"
+
+
+def test_generate_subprocess_writes_a_file(micro, tmp_path):
+    exe = Path(sys.executable).with_name("videopoet")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([str(exe), "generate", PROMPT, *M(micro), "--frames", "5"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == ""  # human messages go to stderr
+    assert f"wrote {SLUG}.mp4 (5 frames, 8 fps, 128x128" in r.stderr
+    frames, fps = read_back(tmp_path / f"{SLUG}.mp4")
+    assert frames.shape == (5, 128, 128, 3) and fps == 8
+
+
+# ----------------------------------------------------------------------------- basics
+
+
+def test_version_and_no_args():
+    assert ok(cli("--version")).stdout.strip() == "videopoet 0.1.0"
+    r = cli()
+    assert "generate" in r.stdout and "Usage" in r.stdout
+
+
+def test_command_help_has_examples():
+    for cmd in ("generate", "animate", "extend", "stylize"):
+        out = ok(cli(cmd, "--help")).stdout
+        assert "Examples" in out and f"videopoet {cmd}" in out
+    assert "display upscale" in ok(cli("generate", "--help")).stdout
+
+
+# ----------------------------------------------------------------------------- exact frames, fps and size (tiny shape)
+
+
+@pytest.mark.parametrize("name", ["x.mp4", "x.gif"])
+def test_tiny_shape_default_clip(tiny_ckpt, cwd, name):
+    ok(cli("generate", PROMPT, "-o", name, "--checkpoint", tiny_ckpt, "-q"))
+    frames, fps = read_back(cwd / name)
+    assert frames.shape == (17, 128, 128, 3)
+    assert fps == pytest.approx(8, abs=0.35)  # GIF stores whole centiseconds: 13 cs
+    assert V.read_video(str(cwd / name))[1] == 8.0
+    assert snapshot(cwd) == [name]  # no temp file left next to it
+
+
+def test_tiny_shape_frames_fps_size(tiny_ckpt, cwd):
+    ok(cli("generate", PROMPT, "-o", "x.mp4", "--checkpoint", tiny_ckpt, "--frames", "9", "--fps", "4", "--size", "64"))
+    frames, fps = read_back(cwd / "x.mp4")
+    assert frames.shape == (9, 64, 64, 3) and fps == 4
+
+
+# ----------------------------------------------------------------------------- output mechanics (micro)
+
+
+def test_png_folder_output(micro, cwd):
+    r = ok(cli("generate", PROMPT, *M(micro), "-o", "frames", "--frames", "6", "--size", "96"))
+    names = sorted(os.listdir(cwd / "frames"))
+    assert names == [f"frame_{i:04d}.png" for i in range(6)]
+    frames, _ = read_back(cwd / "frames")
+    assert frames.shape == (6, 96, 96, 3)
+    assert "wrote frames (6 frames, 8 fps, 96x96" in r.stderr
+
+
+def test_gif_to_stdout_and_nothing_else(micro, cwd):
+    r = ok(cli("generate", PROMPT, *M(micro), "-o", "-", "--format", "gif", "--frames", "5"))
+    data = r.stdout_bytes
+    assert data[:6] == b"GIF89a" and data.endswith(b";")
+    with Image.open(__import__("io").BytesIO(data)) as im:
+        assert im.n_frames == 5 and im.size == (128, 128)
+    assert "wrote stdout" in r.stderr
+    assert snapshot(cwd) == []
+
+
+def test_json_lines(micro, cwd):
+    r = ok(cli("generate", PROMPT, *M(micro), "--json", "--frames", "5", "--seed", "3", "--top-k", "7"))
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 1
+    rec = json.loads(lines[0])
+    keys = {"path", "prompt", "seed", "preset", "checkpoint", "checkpoint_hash", "frames", "fps", "width", "height",
+            "seconds_taken", "sampling"}
+    assert keys <= set(rec)
+    assert rec["path"] == f"{SLUG}.mp4" and (cwd / rec["path"]).is_file()
+    assert (rec["prompt"], rec["seed"], rec["preset"], rec["frames"], rec["fps"], rec["width"], rec["height"]) == (
+        PROMPT, 3, "micro", 5, 8, 128, 128)
+    assert rec["checkpoint"] == str(micro[1]) and re.fullmatch(r"[0-9a-f]{12}", rec["checkpoint_hash"])
+    assert rec["sampling"] == {"temperature": 1.0, "top_k": 7, "top_p": 1.0, "cfg": 3.0}
+    assert rec["seconds_taken"] > 0
+    assert "wrote" not in r.stderr and "tokens" not in r.stderr  # no progress bar, no messages
+
+
+def test_json_goes_to_stderr_when_video_goes_to_stdout(micro, cwd):
+    r = ok(cli("generate", PROMPT, *M(micro), "--json", "-o", "-", "--format", "mp4", "--frames", "3"))
+    assert r.stdout_bytes[4:8] == b"ftyp"
+    rec = json.loads(r.stderr.strip().splitlines()[-1])
+    assert rec["path"] == "-" and rec["frames"] == 3
+
+
+def test_num_variations_have_consecutive_seeds_and_differ(micro, cwd):
+    r = ok(cli("generate", PROMPT, *M(micro), "--num", "2", "--seed", "5", "-o", "out", "--json", "--frames", "5"))
+    recs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["seed"] for x in recs] == [5, 6]
+    assert [x["path"] for x in recs] == [os.path.join("out", "clip-1"), os.path.join("out", "clip-2")]
+    a, _ = read_back(cwd / "out" / "clip-1")
+    b, _ = read_back(cwd / "out" / "clip-2")
+    assert a.shape == b.shape == (5, 128, 128, 3)
+    assert not np.array_equal(a, b)
+
+
+def test_numbered_files_for_several_clips(micro, cwd):
+    ok(cli("generate", PROMPT, *M(micro), "--num", "2", "-o", "clip.gif", "--frames", "2", "-q"))
+    assert snapshot(cwd) == ["clip-1.gif", "clip-2.gif"]
+
+
+def test_same_seed_same_frames(micro, cwd):
+    ok(cli("generate", PROMPT, *M(micro), "--seed", "11", "-o", "a", "--frames", "5", "-q"))
+    ok(cli("generate", PROMPT, *M(micro), "--seed", "11", "-o", "b", "--frames", "5", "-q"))
+    ok(cli("generate", PROMPT, *M(micro), "--seed", "12", "-o", "c", "--frames", "5", "-q"))
+    a, b, c = (read_back(cwd / n)[0] for n in "abc")
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_prompts_file(micro, cwd):
+    (cwd / "prompts.txt").write_text("a blue square falling\n\n   \na green ball bouncing\n")
+    r = ok(cli("generate", "--prompts-file", "prompts.txt", *M(micro), "--json", "--frames", "2"))
+    recs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["prompt"] for x in recs] == ["a blue square falling", "a green ball bouncing"]
+    assert snapshot(cwd) == ["a-blue-square-falling.mp4", "a-green-ball-bouncing.mp4", "prompts.txt"]
+
+
+def test_prompts_from_stdin(micro, cwd):
+    ok(cli("generate", "-", *M(micro), "--frames", "2", "-q", input="one red dot\n\ntwo red dots\n"))
+    assert snapshot(cwd) == ["one-red-dot.mp4", "two-red-dots.mp4"]
+
+
+def test_default_names_do_not_collide(micro, cwd):
+    ok(cli("generate", PROMPT, *M(micro), "--frames", "2", "-q"))
+    ok(cli("generate", PROMPT, *M(micro), "--frames", "2", "-q"))
+    ok(cli("generate", PROMPT, *M(micro), "--frames", "2", "-q", "--num", "2"))
+    assert snapshot(cwd) == [f"{SLUG}-{i}.mp4" for i in (2, 3, 4)] + [f"{SLUG}.mp4"]
+
+
+def test_format_picks_the_default_name(micro, cwd):
+    ok(cli("generate", PROMPT, *M(micro), "--frames", "2", "-q", "--format", "gif"))
+    ok(cli("generate", PROMPT, *M(micro), "--frames", "2", "-q", "--format", "png"))
+    assert snapshot(cwd) == [SLUG, f"{SLUG}.gif", f"{SLUG}/frame_0000.png", f"{SLUG}/frame_0001.png"]
+    assert read_back(cwd / f"{SLUG}.gif")[0].shape == (2, 128, 128, 3)
+
+
+def test_then_prompts_make_a_long_clip(micro, cwd):
+    r = ok(cli("generate", PROMPT, *M(micro), "--seconds", "3", "--then", "it turns blue", "-o", "long.mp4", "--json"))
+    rec = json.loads(r.stdout)
+    assert rec["then"] == ["it turns blue"] and rec["frames"] == 25
+    assert read_back(cwd / "long.mp4")[0].shape[0] == 25
+
+
+# ----------------------------------------------------------------------------- animate / stylize / extend
+
+
+def test_animate_png(micro, cwd):
+    write_png(cwd / "a.png")
+    r = ok(cli("animate", "a.png", "-p", "it moves", *M(micro), "--frames", "9", "--json"))
+    rec = json.loads(r.stdout)
+    assert rec["path"] == "a-it-moves.mp4" and rec["input"] == "a.png" and rec["command"] == "animate"
+    frames, fps = read_back(cwd / "a-it-moves.mp4")
+    assert frames.shape == (9, 128, 128, 3) and fps == 8
+
+
+def test_stylize_keeps_the_input_duration(micro, cwd):
+    write_clip(cwd / "in.mp4", T=20, H=80, W=100, fps=24)  # 0.83 s
+    ok(cli("stylize", "in.mp4", "--style", "neon lines", *M(micro), "-o", "out.mp4", "-q"))
+    frames, fps = read_back(cwd / "out.mp4")
+    assert frames.shape == (round(20 / 24 * 8), 128, 128, 3) and fps == 8
+
+
+def test_stylize_max_seconds_truncates_with_a_notice(micro, cwd):
+    write_clip(cwd / "in.mp4", T=20, fps=24)
+    r = ok(cli("stylize", "in.mp4", "--style", "neon", "--motion-only", "--max-seconds", "0.5", *M(micro), "-o", "o.gif"))
+    assert "--max-seconds" in r.stderr and "note" in r.stderr
+    assert read_back(cwd / "o.gif")[0].shape[0] == 4  # 0.5 s at 8 fps
+    r = ok(cli("stylize", "in.mp4", "--style", "neon", "--max-seconds", "5", *M(micro), "-o", "p.gif"))
+    assert "--max-seconds" not in r.stderr  # nothing was cut
+
+
+def test_extend_adds_seconds(micro, cwd):
+    write_clip(cwd / "in.mp4", T=17, H=64, W=64, fps=8)
+    r = ok(cli("extend", "in.mp4", "-p", "it keeps going", "--seconds", "1", *M(micro), "-o", "out.mp4", "--json"))
+    assert json.loads(r.stdout)["frames"] == 17 + 8
+    frames, fps = read_back(cwd / "out.mp4")
+    assert frames.shape == (25, 128, 128, 3) and fps == 8
+
+
+def test_pipe_animate_into_stylize(micro, cwd):
+    write_png(cwd / "a.png")
+    r = ok(cli("animate", "a.png", "-p", "x", *M(micro), "-o", "-", "--format", "mp4", "-q"))
+    assert r.stdout_bytes[4:8] == b"ftyp"
+    ok(cli("stylize", "-", "--style", "y", *M(micro), "-o", "out.mp4", "-q", input=r.stdout_bytes))
+    frames, fps = read_back(cwd / "out.mp4")
+    assert frames.shape == (17, 128, 128, 3) and fps == 8
+
+
+# ----------------------------------------------------------------------------- bad input: one line, right status, nothing written
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """Loading the model fails the test: validation must come first."""
+    from model.pipeline import VideoPoet
+
+    def refuse(*a, **k):
+        raise AssertionError("the model was loaded before validation finished")
+
+    monkeypatch.setattr(VideoPoet, "from_pretrained", classmethod(refuse))
+
+
+def assert_one_error(r, code, *needles):
+    assert r.exit_code == code, f"exit {r.exit_code}, stderr: {r.stderr}"
+    errs = error_lines(r.stderr)
+    assert len(errs) == 1, r.stderr
+    assert "Traceback" not in r.output
+    for n in needles:
+        assert n.lower() in errs[0].lower(), errs[0]
+    assert r.stdout == ""
+
+
+BAD_GENERATE = [
+    (["   "], "prompt is empty"),
+    ([PROMPT, "-o", "x.avi"], "avi"),
+    ([PROMPT, "-o", "nodir/x.mp4"], "does not exist"),
+    ([PROMPT, "-o", "-"], "--format"),
+    ([PROMPT, "--format", "webm"], "format"),
+    ([PROMPT, "--frames", "0"], "--frames"),
+    ([PROMPT, "--frames", "1201"], "--frames"),
+    ([PROMPT, "--seconds", "0"], "--seconds"),
+    ([PROMPT, "--seconds", "151"], "--seconds"),
+    ([PROMPT, "--seconds", "150"], "1201 frames"),
+    ([PROMPT, "--seconds", "2", "--frames", "9"], "mutually exclusive"),
+    ([PROMPT, "--fps", "0"], "--fps"),
+    ([PROMPT, "--fps", "121"], "--fps"),
+    ([PROMPT, "--size", "15"], "--size"),
+    ([PROMPT, "--size", "129"], "--size"),
+    ([PROMPT, "--size", "4096"], "--size"),
+    ([PROMPT, "--top-p", "0"], "--top-p"),
+    ([PROMPT, "--top-p", "1.5"], "--top-p"),
+    ([PROMPT, "--top-k", "-1"], "--top-k"),
+    ([PROMPT, "--temperature", "0"], "--temperature"),
+    ([PROMPT, "--cfg", "-1"], "--cfg"),
+    ([PROMPT, "--num", "0"], "--num"),
+    ([PROMPT, "--num", "65"], "--num"),
+    ([PROMPT, "--seed", "-1"], "--seed"),
+    ([PROMPT, "--then", " "], "--then"),
+    ([PROMPT, "-o", "-", "--format", "gif", "--num", "2"], "stdout"),
+    (["--prompts-file", "missing.txt"], "not found"),
+    ([PROMPT, "--prompts-file", "missing.txt"], "not both"),
+    ([], "PROMPT"),
+]
+
+
+@pytest.mark.parametrize("args,needle", BAD_GENERATE, ids=[" ".join(a)[:40] for a, _ in BAD_GENERATE])
+def test_generate_usage_errors(micro, cwd, no_model, args, needle):
+    before = snapshot(cwd)
+    r = cli("generate", *args, *M(micro))
+    assert_one_error(r, 2, needle)
+    assert snapshot(cwd) == before
+
+
+def test_unknown_preset(cwd, no_model):
+    assert_one_error(cli("generate", PROMPT, "--preset", "nope"), 2, "unknown preset 'nope'")
+    assert snapshot(cwd) == []
+
+
+def test_blank_prompts_file(micro, cwd, no_model):
+    (cwd / "p.txt").write_text("\n  \n")
+    assert_one_error(cli("generate", "-f", "p.txt", *M(micro)), 2, "no prompts")
+    assert_one_error(cli("generate", "-", *M(micro), input="\n"), 2, "no prompts")
+
+
+@pytest.mark.parametrize("cmd", [["animate", "missing.png", "-p", "x"], ["extend", "missing.mp4", "-p", "x"],
+                                 ["stylize", "missing.mp4", "--style", "x"]])
+def test_missing_input_file(micro, cwd, no_model, cmd):
+    assert_one_error(cli(*cmd, *M(micro)), 2, "not found", "missing.")
+    assert snapshot(cwd) == []
+
+
+def test_other_input_errors(micro, cwd, no_model):
+    write_clip(cwd / "v.mp4", T=3, H=32, W=32, fps=8)
+    (cwd / "junk.mp4").write_bytes(b"this is not a video at all" * 10)
+    before = snapshot(cwd)
+    assert_one_error(cli("animate", "v.mp4", "-p", "x", *M(micro)), 2, "video")  # a video is not an image
+    assert_one_error(cli("stylize", "junk.mp4", "--style", "x", *M(micro)), 1, "junk.mp4")
+    assert_one_error(cli("stylize", "v.mp4", "--style", "x", "--max-seconds", "0", *M(micro)), 2, "--max-seconds")
+    assert_one_error(cli("extend", "v.mp4", "-p", "x", "--seconds", "0", *M(micro)), 2, "--seconds")
+    assert_one_error(cli("animate", "v.mp4", "-p", " ", *M(micro)), 2, "prompt is empty")
+    assert snapshot(cwd) == before
+
+
+def test_existing_output_needs_overwrite(micro, cwd):
+    (cwd / "x.gif").write_bytes(b"old")
+    with_model = cli("generate", PROMPT, *M(micro), "-o", "x.gif", "--frames", "2")
+    assert_one_error(with_model, 2, "--overwrite")
+    assert (cwd / "x.gif").read_bytes() == b"old"
+    ok(cli("generate", PROMPT, *M(micro), "-o", "x.gif", "--frames", "2", "--overwrite", "-q"))
+    assert read_back(cwd / "x.gif")[0].shape[0] == 2
+    assert snapshot(cwd) == ["x.gif"]
+
+
+def test_existing_numbered_output_is_refused_before_any_work(micro, cwd):
+    (cwd / "clip-2.mp4").write_bytes(b"old")
+    assert_one_error(cli("generate", PROMPT, *M(micro), "-o", "clip.mp4", "--num", "2"), 2, "clip-2.mp4")
+    assert snapshot(cwd) == ["clip-2.mp4"]
+
+
+def test_pickle_checkpoint(micro, cwd, tmp_path_factory):
+    import torch
+
+    p = tmp_path_factory.mktemp("pickle") / "model.safetensors"
+    torch.save({"a": torch.zeros(1)}, p)
+    assert_one_error(cli("generate", PROMPT, "--checkpoint", p), 1, "pickle")
+    assert snapshot(cwd) == []
+
+
+def test_missing_checkpoint(cwd):
+    assert_one_error(cli("generate", PROMPT, "--checkpoint", "nope.safetensors"), 1, "checkpoint", "nope.safetensors")
+
+
+def test_checkpoint_of_another_shape(micro, cwd):
+    r = cli("generate", PROMPT, "--preset", "tiny", "--checkpoint", micro[1])
+    assert_one_error(r, 1, "mismatch")
+    assert re.search(r"'(lm|tokenizer)\.[a-z_]+'", r.stderr), r.stderr  # names the config key
+    assert snapshot(cwd) == []
+
+
+def test_paper_preset_ships_no_weights(cwd):
+    assert_one_error(cli("generate", PROMPT, "--preset", "paper"), 1, "ships no weights")
+
+
+def test_bad_device(micro, cwd):
+    assert_one_error(cli("generate", PROMPT, *M(micro), "--device", "warp-drive"), 2, "--device")
+
+
+# ----------------------------------------------------------------------------- batches, interrupts, internal errors
+
+
+def test_one_failing_prompt_does_not_stop_the_batch(micro, cwd, monkeypatch):
+    from model.errors import VideoPoetError
+    from model.pipeline import VideoPoet
+
+    real = VideoPoet.generate
+
+    def flaky(self, prompt, **kw):
+        if prompt == "bad one":
+            raise VideoPoetError("the sampler fell over")
+        return real(self, prompt, **kw)
+
+    monkeypatch.setattr(VideoPoet, "generate", flaky)
+    (cwd / "p.txt").write_text("bad one\ngood one\n")
+    r = cli("generate", "-f", "p.txt", *M(micro), "--frames", "2", "-q")
+    assert r.exit_code == 1
+    assert "the sampler fell over" in r.stderr and "1 of 2 clips failed" in r.stderr
+    assert "Traceback" not in r.output
+    assert snapshot(cwd) == ["good-one.mp4", "p.txt"]
+
+
+def test_interrupt_exits_130(micro, cwd, monkeypatch):
+    from model.pipeline import VideoPoet
+
+    def stop(self, *a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(VideoPoet, "generate", stop)
+    r = cli("generate", PROMPT, *M(micro))
+    assert r.exit_code == 130 and r.stderr.strip() == "interrupted"
+    assert snapshot(cwd) == []
+
+
+def test_internal_error_is_one_line_unless_debug(micro, cwd, monkeypatch):
+    from model.pipeline import VideoPoet
+
+    def boom(self, *a, **k):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(VideoPoet, "generate", boom)
+    r = cli("generate", PROMPT, *M(micro), env={"VIDEOPOET_DEBUG": None})
+    assert_one_error(r, 1, "internal error: RuntimeError: boom")
+    r = cli("generate", PROMPT, *M(micro), env={"VIDEOPOET_DEBUG": "1"})
+    assert r.exit_code == 1 and "Traceback" in r.stderr
+    assert snapshot(cwd) == []
+
+
+# ----------------------------------------------------------------------------- presets
+
+
+def test_presets_list():
+    out = ok(cli("presets")).stdout
+    assert re.search(r"(?m)^tiny\b", out) and re.search(r"(?m)^paper\b.*none shipped", out)
+
+
+def test_presets_show():
+    out = ok(cli("presets", "show", "tiny")).stdout
+    assert "bits: 12" in out and "name: tiny" in out
+    assert_one_error(cli("presets", "show", "nope"), 2, "unknown preset")

@@ -1,0 +1,119 @@
+"""Training: loss goes down, an interrupted-and-resumed run equals an uninterrupted one, torchrun works."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from model.config import load_preset, preset_from_dict
+from model.controls import control_video
+from model.data.sources import world_clips
+from model.pipeline import VideoPoet
+from model.tokenizer import VideoTokenizer
+from model.train.lm import TokenData, lm_loss, pretokenize, train_lm
+from model.train.tokenizer import train_tokenizer
+
+torch.set_num_threads(1)
+
+
+def micro_preset():
+    d = load_preset("tiny").to_dict()
+    d.update(name="micro", weights=None)
+    d["tokenizer"].update(height=32, width=32, channels=[8, 16], res_blocks=1, bits=6)
+    d["lm"].update(dim=32, n_layers=2, n_heads=2, mlp_hidden=64, max_text_tokens=8)
+    return preset_from_dict(d, "<micro>"), d
+
+
+def fake_text(texts):
+    """A deterministic stand-in for MiniLM (keeps these tests about training, and fast)."""
+    g = torch.Generator().manual_seed(0)
+    table = torch.randn(1000, 384, generator=g)
+    ids = torch.tensor([[hash(w) % 1000 for w in (t.split() + [""] * 8)[:8]] for t in texts])
+    states = table[ids]
+    valid = torch.tensor([[i < len(t.split()) for i in range(8)] for t in texts])
+    return states, valid, states.mean(1)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("train")
+    preset, d = micro_preset()
+    t = preset.tokenizer
+    clips = world_clips(24, seed=5, frames=t.frames, size=t.height)
+    tok_dir = tmp / "tok"
+    train_tokenizer(t, clips.clips, np.stack([control_video(c) for c in clips.clips[:4]]), clips.clips[:4], tok_dir,
+                    steps=2, batch=2, log=lambda s: None)  # fmt: skip
+    tok = VideoTokenizer(t)
+    from model.checkpoint import load_into, read_checkpoint
+
+    tensors, _ = read_checkpoint(tok_dir / "tokenizer.safetensors")
+    load_into(tok, tensors, "tokenizer", tok_dir)
+    data = tmp / "data.safetensors"
+    pretokenize(tok, fake_text, clips.clips, clips.captions, 8, data, log=lambda s: None)
+    yaml_path = tmp / "micro.yaml"
+    yaml_path.write_text(yaml.safe_dump(d))
+    return preset, tok_dir / "tokenizer.safetensors", data, tmp, clips
+
+
+def test_tokenizer_training_lowers_loss(setup, tmp_path):
+    preset, _, _, _, clips = setup
+    from model.train.tokenizer import reconstruction_psnr
+
+    torch.manual_seed(0)
+    before = reconstruction_psnr(VideoTokenizer(preset.tokenizer), clips.clips[:8])
+    r = train_tokenizer(preset.tokenizer, clips.clips, None, clips.clips[:8], tmp_path, steps=40, batch=4, lr=3e-3,
+                        warmup=5, eval_every=40, log=lambda s: None)  # fmt: skip
+    assert r["psnr_held_out"] > before + 2.5
+
+
+def test_lm_training_lowers_loss(setup, tmp_path):
+    preset, tok_path, data_path, _, _ = setup
+    data = TokenData(data_path, preset.tokenizer.tokens_per_latent_frame(), 0.0)
+    seq, target = data.batch("t2v", 8, np.random.default_rng(0), "cpu")
+    torch.manual_seed(0)
+    from model.transformer import PrefixLM
+
+    with torch.no_grad():
+        before = float(lm_loss(PrefixLM(preset.lm, preset.tokenizer.vocab_size), seq, target))
+    train_lm(preset, data_path, tok_path, tmp_path, steps=80, batch=8, lr=3e-3, warmup=5, log=lambda s: None)
+    vp = VideoPoet.from_pretrained(str(tmp_path / "videopoet.safetensors"))
+    with torch.no_grad():
+        after = float(lm_loss(vp.lm, seq, target))
+    assert after < before - 0.3, (before, after)
+
+
+def test_interrupted_and_resumed_equals_uninterrupted(setup, tmp_path):
+    preset, tok_path, data_path, _, _ = setup
+    straight = train_lm(preset, data_path, tok_path, tmp_path / "a", steps=8, batch=4, log=lambda s: None)
+
+    def interrupt(step, total, metrics):
+        if step == 4:
+            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does: the loop saves and stops
+
+    first = train_lm(preset, data_path, tok_path, tmp_path / "b", steps=8, batch=4, on_progress=interrupt, log=lambda s: None)
+    assert first["stopped"] and first["step"] == 4
+    resumed = train_lm(preset, data_path, tok_path, tmp_path / "b", steps=8, batch=4, resume=True, log=lambda s: None)
+    assert resumed["step"] == 8
+    assert resumed["loss"] == pytest.approx(straight["loss"], rel=1e-5, abs=1e-6)
+
+
+def test_torchrun_two_processes(setup, tmp_path):
+    preset, tok_path, data_path, tmp, _ = setup
+    torchrun = Path(sys.executable).parent / "torchrun"
+    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_port", "29517", "-m", "videopoet_cli", "train", "lm",
+           "--preset", str(tmp / "micro.yaml"), "--tokenizer", str(tok_path), "--data", "world:16", "--controls", "4",
+           "--steps", "3", "--batch", "2", "--out", str(tmp_path)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "done: step 3" in r.stderr
+    assert (tmp_path / "videopoet.safetensors").exists()

@@ -1,0 +1,855 @@
+"""The `videopoet` command line: a thin Typer layer over `model.VideoPoet`.
+
+Nothing heavy is imported at module level (torch, the model, video_io's codecs): `videopoet --help`
+answers at once. Every command body runs inside `_guard()`, which turns the project's errors into
+one line on stderr and an exit status: InvalidInput -> 2, VideoPoetError -> 1, Ctrl-C -> 130.
+All validation happens before the model is loaded, so a bad request costs nothing and writes nothing.
+"""
+
+import json
+import math
+import os
+import re
+import sys
+import time
+import traceback
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Callable, Iterator, List, Optional
+
+import typer
+
+from model.errors import InvalidInput, VideoPoetError
+
+__version__ = "0.1.0"
+
+# Limits checked up front (model/pipeline.py refuses the same; repeated here so --help stays torch-free).
+MAX_FRAMES = 1200
+MAX_SECONDS = 150.0
+MAX_FPS = 120.0
+MIN_SIZE, MAX_SIZE = 16, 2048
+MAX_NUM = 64
+MAX_SEED = 2**62
+STDIO = "-"
+
+app = typer.Typer(
+    name="videopoet",
+    help=(
+        "Text-to-video on a CPU, built the way Google's VideoPoet is: LFQ video tokens and one "
+        "multi-task prefix language model. Make clips from text ([bold]generate[/]), animate an "
+        "image, extend a clip, or restyle one."
+    ),
+    epilog=(
+        "Examples:\n\n"
+        "  videopoet generate \"a red circle moving right\"\n\n"
+        "  videopoet animate photo.png -p \"the ball bounces\" -o ball.gif\n\n"
+        "  videopoet presets\n\n"
+        "Run [bold]videopoet COMMAND --help[/] for a command's options."
+    ),
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+# ----------------------------------------------------------------------------- errors
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split()) or "(no message)"
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"error: {_one_line(message)}\n")
+    sys.stderr.flush()
+
+
+def _internal(e: BaseException) -> None:
+    if os.environ.get("VIDEOPOET_DEBUG") == "1":
+        traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
+    _error(f"internal error: {type(e).__name__}: {e}")
+
+
+@contextmanager
+def _guard() -> Iterator[None]:
+    """Run a command body: known errors become one stderr line and an exit status, never a traceback."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except InvalidInput as e:
+        _error(str(e))
+        raise typer.Exit(2) from None
+    except VideoPoetError as e:
+        _error(str(e))
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        raise typer.Exit(130) from None
+    except BrokenPipeError:
+        # The reader of stdout went away (`| head`): stop quietly, and keep Python from complaining
+        # about the dead pipe when it flushes stdout at exit.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        _error("output pipe closed")
+        raise typer.Exit(1) from None
+    except Exception as e:  # a bug: one line (the traceback with VIDEOPOET_DEBUG=1)
+        _internal(e)
+        raise typer.Exit(1) from None
+
+
+# ----------------------------------------------------------------------------- version
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"videopoet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version_callback, is_eager=True, help="Print the version and exit."),
+    ] = None,
+) -> None:
+    """Text-to-video on a CPU, built the way Google's VideoPoet is."""
+
+
+# ----------------------------------------------------------------------------- option types
+
+_OUT = "Output"
+_SAMPLE = "Sampling"
+_MODEL = "Model"
+_TIME = "Length and frame rate"
+
+OutputOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--output", "-o", metavar="PATH", rich_help_panel=_OUT,
+        help="File to write: [bold].mp4[/], [bold].gif[/], or a folder for PNG frames; [bold]-[/] = stdout "
+        "(needs --format). Default: a new name made from the prompt in the current folder. "
+        "With several clips, -o clip.mp4 writes clip-1.mp4, clip-2.mp4, ... (a folder gets subfolders).",
+    ),
+]
+FormatOpt = Annotated[
+    Optional[str],
+    typer.Option("--format", metavar="mp4|gif|png", rich_help_panel=_OUT,
+                 help="Output format; needed with -o - (mp4 or gif). Default: from the file name, else mp4."),
+]
+SizeOpt = Annotated[
+    Optional[int],
+    typer.Option("--size", metavar="PX", rich_help_panel=_OUT,
+                 help="Width and height of the written frames, even, 16..2048. A display upscale of the "
+                 "model's 64x64 frames, not more detail. Default: the preset's display size (128)."),
+]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", rich_help_panel=_OUT, help="Replace an existing output.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", rich_help_panel=_OUT, help="No progress bar, no messages (errors still go to stderr).")]
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", rich_help_panel=_OUT,
+                 help="Print one JSON line per clip (path, prompt, seed, frames, fps, sampling, ...) on stdout "
+                 "(on stderr when the video goes to stdout). No progress bar."),
+]
+PresetOpt = Annotated[str, typer.Option("--preset", metavar="NAME|YAML", rich_help_panel=_MODEL, help="Model preset: a name (see `videopoet presets`) or a YAML file.")]
+CheckpointOpt = Annotated[Optional[str], typer.Option("--checkpoint", metavar="FILE", rich_help_panel=_MODEL, help="Weights (.safetensors) to use instead of the preset's shipped ones.")]
+DeviceOpt = Annotated[str, typer.Option("--device", rich_help_panel=_MODEL, help="Torch device: cpu, cuda, cuda:1, mps.")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", rich_help_panel=_SAMPLE, help="Random seed (default: the preset's). Variation i uses seed+i; same seed, same video.")]
+NumOpt = Annotated[int, typer.Option("--num", "-n", rich_help_panel=_SAMPLE, help="Variations per prompt, 1..64.")]
+TemperatureOpt = Annotated[Optional[float], typer.Option("--temperature", rich_help_panel=_SAMPLE, help="Sampling temperature, > 0 (default: the preset's, 1.0).")]
+TopKOpt = Annotated[Optional[int], typer.Option("--top-k", rich_help_panel=_SAMPLE, help="Keep the k likeliest tokens; 0 = off.")]
+TopPOpt = Annotated[Optional[float], typer.Option("--top-p", rich_help_panel=_SAMPLE, help="Nucleus sampling mass in (0, 1]; 1 = off.")]
+CfgOpt = Annotated[Optional[float], typer.Option("--cfg", rich_help_panel=_SAMPLE, help="Classifier-free guidance scale, >= 0 (1 = off; default: the preset's, 3.0).")]
+SecondsOpt = Annotated[Optional[float], typer.Option("--seconds", "-s", rich_help_panel=_TIME, help="Length in seconds, up to 150 (default 2). Not with --frames.")]
+FramesOpt = Annotated[Optional[int], typer.Option("--frames", rich_help_panel=_TIME, help="Exact number of frames, 1..1200. Not with --seconds.")]
+FpsOpt = Annotated[Optional[float], typer.Option("--fps", rich_help_panel=_TIME, help="Frames per second of the output, up to 120 (default: the preset's, 8).")]
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _check_text(text: Optional[str], what: str) -> str:
+    if text is None or not text.strip():
+        raise InvalidInput(f"{what} is empty")
+    return text.strip()
+
+
+def _read_text_source(path: str, what: str) -> str:
+    if path == STDIO:
+        return sys.stdin.read()
+    if not os.path.exists(path):
+        raise InvalidInput(f"{what} not found: {path}")
+    if not os.path.isfile(path):
+        raise InvalidInput(f"{what} is not a file: {path}")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except UnicodeDecodeError:
+        raise InvalidInput(f"{what} is not UTF-8 text: {path}") from None
+    except OSError as e:
+        raise VideoPoetError(f"cannot read {what} {path}: {e.strerror or e}") from None
+
+
+def _collect_prompts(prompt: Optional[str], prompts_file: Optional[str]) -> List[str]:
+    """PROMPT, or one prompt per line of --prompts-file / stdin (PROMPT or FILE `-`); blank lines skipped."""
+    if prompt is not None and prompts_file is not None:
+        raise InvalidInput("give a PROMPT or --prompts-file, not both")
+    if prompt is None and prompts_file is None:
+        raise InvalidInput("missing PROMPT (or --prompts-file FILE)")
+    if prompt is not None and prompt != STDIO:
+        return [_check_text(prompt, "the prompt")]
+    source = STDIO if prompt == STDIO else prompts_file
+    what = "stdin" if source == STDIO else f"prompts file {source}"
+    prompts = [line.strip() for line in _read_text_source(source, "prompts file").splitlines() if line.strip()]
+    if not prompts:
+        raise InvalidInput(f"no prompts in {what}")
+    return prompts
+
+
+def _check_input_path(path: str) -> None:
+    if path != STDIO and not os.path.exists(path):
+        raise InvalidInput(f"input not found: {path}")
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+@dataclass
+class Sampling:
+    temperature: Optional[float] = None
+    top_k: Optional[int] = None
+    top_p: Optional[float] = None
+    cfg: Optional[float] = None
+
+    def validate(self) -> None:
+        if self.temperature is not None and not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise InvalidInput(f"--temperature must be > 0, got {_fmt(self.temperature)}")
+        if self.top_k is not None and self.top_k < 0:
+            raise InvalidInput(f"--top-k must be >= 0, got {self.top_k}")
+        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+            raise InvalidInput(f"--top-p must be in (0, 1], got {_fmt(self.top_p)}")
+        if self.cfg is not None and not (self.cfg >= 0 and math.isfinite(self.cfg)):
+            raise InvalidInput(f"--cfg must be >= 0, got {_fmt(self.cfg)}")
+
+    def overrides(self) -> dict:
+        return {k: v for k, v in vars(self).items() if v is not None}
+
+    def effective(self, preset: Any) -> dict:
+        s = preset.sampling
+        o = self.overrides()
+        return {k: o.get(k, getattr(s, k)) for k in ("temperature", "top_k", "top_p", "cfg")}
+
+
+def _check_timing(seconds: Optional[float], frames: Optional[int], fps: Optional[float]) -> None:
+    if seconds is not None and frames is not None:
+        raise InvalidInput("--seconds and --frames are mutually exclusive; give one")
+    if frames is not None and not 1 <= frames <= MAX_FRAMES:
+        raise InvalidInput(f"--frames must be in 1..{MAX_FRAMES}, got {frames}")
+    if seconds is not None and not 0 < seconds <= MAX_SECONDS:
+        raise InvalidInput(f"--seconds must be in (0, {MAX_SECONDS:g}], got {_fmt(seconds)}")
+    if fps is not None and not 0 < fps <= MAX_FPS:
+        raise InvalidInput(f"--fps must be in (0, {MAX_FPS:g}], got {_fmt(fps)}")
+
+
+def _frame_count(preset: Any, seconds: Optional[float], frames: Optional[int], fps: float) -> int:
+    """Frames of the output: --frames, else 1 + seconds * fps (default: one model window, 2 s)."""
+    if frames is not None:
+        return frames
+    if seconds is None:
+        seconds = (preset.tokenizer.frames - 1) / preset.video.fps
+    n = 1 + round(seconds * fps)
+    if n > MAX_FRAMES:
+        raise InvalidInput(f"{_fmt(seconds)} s at {_fmt(fps)} fps is {n} frames; at most {MAX_FRAMES} are made in one call")
+    return n
+
+
+# ----------------------------------------------------------------------------- shared state
+
+
+@dataclass
+class Job:
+    prompt: str  # shown in progress / JSON (the style for stylize)
+    seed: int
+    path: str
+    kind: str
+    label: str
+    extra: dict = field(default_factory=dict)  # more JSON keys (input, then...)
+
+
+@dataclass
+class Run:
+    """What every generating command shares: the validated model, output and reporting options."""
+
+    command: str
+    preset_arg: str
+    preset: Any
+    checkpoint: Optional[str]
+    device: str
+    output: Optional[str]
+    fmt: Optional[str]
+    size: int
+    overwrite: bool
+    quiet: bool
+    json: bool
+    seed: int
+    num: int
+    sampling: Sampling
+    _console: Any = None
+
+    # -- reporting ---------------------------------------------------------------------------------
+    @property
+    def human(self) -> bool:
+        return not (self.quiet or self.json)
+
+    def note(self, message: str) -> None:
+        """A notice on stderr (shown unless --quiet)."""
+        if not self.quiet:
+            sys.stderr.write(f"{message}\n")
+            sys.stderr.flush()
+
+    def console(self) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(stderr=True)
+        return self._console
+
+    @contextmanager
+    def progress(self, label: str) -> Iterator[Optional[Callable[[int, int], None]]]:
+        """A rich progress bar on stderr (never stdout) while one clip is sampled; None when quiet/json."""
+        if not self.human:
+            yield None
+            return
+        from rich.markup import escape
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        console = self.console()
+        bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("tokens"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+            transient=console.is_terminal,
+            redirect_stdout=False,
+            redirect_stderr=False,
+        )
+        with bar:
+            task = bar.add_task(escape(label), total=None)
+
+            def tick(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            try:
+                yield tick
+            except BaseException:
+                bar.live.transient = True  # a failed clip leaves no bar behind, only its error line
+                raise
+
+    # -- checks ------------------------------------------------------------------------------------
+    def plan(self, items: List[tuple], default_stem: Callable[[str], str]) -> List[Job]:
+        """Paths for (prompt, variation, extra) items, checked (format, folder, existing file) up front."""
+        from model import video_io as V
+
+        n = len(items)
+        out = self.output
+        jobs: List[Job] = []
+        if out == STDIO:
+            kind = V.output_kind(out, self.fmt)
+            if n > 1:
+                raise InvalidInput(f"stdout takes one clip, but this makes {n}; give -o with a file name or folder")
+            paths = [out]
+        elif out is None:
+            f = (self.fmt or "mp4").lower().lstrip(".")
+            kind = V.output_kind("x" if f == "png" else f"x.{f}", self.fmt)
+            ext = "" if kind == "png" else f".{kind}"
+            taken: set = set()
+            paths = []
+            for prompt, _, _ in items:
+                path = _free_name(default_stem(prompt), ext, taken)
+                taken.add(path)
+                paths.append(path)
+        else:
+            kind = V.output_kind(out, self.fmt)
+            if n == 1:
+                paths = [out]
+            elif kind == "png":
+                V.check_output(out, "png", True)  # parent folder exists, not a file
+                paths = [os.path.join(out, f"clip-{i + 1}") for i in range(n)]
+            else:
+                stem, ext = os.path.splitext(out)
+                paths = [f"{stem}-{i + 1}{ext}" for i in range(n)]
+        for path in paths:
+            parent = os.path.dirname(os.path.abspath(path.rstrip("/" + os.sep) or path))
+            if n > 1 and out not in (None, STDIO) and kind == "png" and not os.path.isdir(parent):
+                continue  # subfolders of a folder made later, when the first clip is written
+            V.check_output(path, kind, self.overwrite)
+        for i, ((prompt, variation, extra), path) in enumerate(zip(items, paths)):
+            label = f"[{i + 1}/{n}] {_short(prompt)}" if n > 1 else _short(prompt)
+            jobs.append(Job(prompt, self.seed + variation, path, kind, label, extra))
+        return jobs
+
+    # -- running -----------------------------------------------------------------------------------
+    def load(self) -> Any:
+        import torch
+
+        from model.pipeline import VideoPoet
+
+        try:
+            dev = torch.device(self.device)
+        except (RuntimeError, ValueError) as e:
+            raise InvalidInput(f"unknown --device '{self.device}' ({_one_line(str(e))[:100]})") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise VideoPoetError(f"--device {self.device}: CUDA is not available on this machine")
+        if dev.type == "mps" and not torch.backends.mps.is_available():
+            raise VideoPoetError(f"--device {self.device}: MPS is not available on this machine")
+        return VideoPoet.from_pretrained(self.preset_arg, checkpoint=self.checkpoint, device=self.device)
+
+    def execute(self, jobs: List[Job], make: Callable[[Any, Job, Any], Any], fps: float) -> None:
+        """Load the model once, make and write every clip. One failing clip of several does not stop
+        the others: it is reported, and the exit status is 1 at the end."""
+        vp = self.load()
+        from model import video_io as V
+
+        failed = 0
+        for job in jobs:
+            try:
+                start = time.perf_counter()
+                with self.progress(job.label) as tick:
+                    video = make(vp, job, tick)
+                frames = V.upscale(V.to_uint8(video), self.size)
+                if job.kind == "png" and job.path != STDIO:
+                    parent = os.path.dirname(os.path.abspath(job.path.rstrip("/" + os.sep)))
+                    if len(jobs) > 1 and self.output is not None and not os.path.isdir(parent):
+                        os.makedirs(parent, exist_ok=True)
+                V.write_video(frames, job.path, fps, job.kind, overwrite=self.overwrite)
+                taken = time.perf_counter() - start
+                self.report(vp, job, frames, fps, taken)
+            except (KeyboardInterrupt, BrokenPipeError):
+                raise
+            except Exception as e:
+                if len(jobs) == 1:
+                    raise
+                failed += 1
+                if isinstance(e, VideoPoetError):
+                    _error(f"{job.label}: {e}")
+                else:
+                    _internal(e)
+        if failed:
+            _error(f"{failed} of {len(jobs)} clips failed")
+            raise typer.Exit(1)
+
+    def report(self, vp: Any, job: Job, frames: Any, fps: float, taken: float) -> None:
+        t, h, w = frames.shape[:3]
+        where = "stdout" if job.path == STDIO else job.path
+        if self.json:
+            record = {
+                "path": job.path,
+                "prompt": job.prompt,
+                "seed": job.seed,
+                "preset": vp.preset.name,
+                "checkpoint": str(vp.checkpoint) if vp.checkpoint else None,
+                "checkpoint_hash": vp.checkpoint_hash,
+                "frames": int(t),
+                "fps": int(fps) if float(fps).is_integer() else float(fps),
+                "width": int(w),
+                "height": int(h),
+                "seconds_taken": round(taken, 3),
+                "sampling": self.sampling.effective(vp.preset),
+                "command": self.command,
+                **job.extra,
+            }
+            stream = sys.stderr if job.path == STDIO else sys.stdout
+            stream.write(json.dumps(record) + "\n")
+            stream.flush()
+        elif self.human:
+            sys.stderr.write(f"wrote {where} ({t} frames, {_fmt(fps)} fps, {w}x{h}, {taken:.1f} s)\n")
+            sys.stderr.flush()
+
+
+def _short(text: str, n: int = 48) -> str:
+    text = _one_line(text)
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _slug(text: str, max_len: int = 60) -> str:
+    s = re.sub(r"[^\w]+", "-", text.lower()).strip("-_")
+    if len(s) > max_len:
+        cut = s[:max_len]
+        s = cut.rsplit("-", 1)[0] if "-" in cut[max_len // 2 :] else cut
+    return s.strip("-_") or "video"
+
+
+def _free_name(stem: str, ext: str, taken: set) -> str:
+    """stem+ext in the current folder, or stem-2, stem-3... if that exists or is already planned."""
+    name, k = f"{stem}{ext}", 2
+    while os.path.lexists(name) or name in taken:
+        name, k = f"{stem}-{k}{ext}", k + 1
+    return name
+
+
+def _setup(
+    command: str, *, preset: str, checkpoint: Optional[str], device: str, output: Optional[str], fmt: Optional[str],
+    size: Optional[int], overwrite: bool, quiet: bool, json_out: bool, seed: Optional[int], num: int, sampling: Sampling,
+) -> Run:
+    """Check every option that needs no model; load the preset (cheap: a YAML file)."""
+    from model.config import load_preset
+
+    if not 1 <= num <= MAX_NUM:
+        raise InvalidInput(f"--num must be in 1..{MAX_NUM}, got {num}")
+    if seed is not None and not 0 <= seed < MAX_SEED:
+        raise InvalidInput(f"--seed must be in 0..2^62, got {seed}")
+    sampling.validate()
+    if size is not None and not (MIN_SIZE <= size <= MAX_SIZE and size % 2 == 0):
+        raise InvalidInput(f"--size must be an even number in {MIN_SIZE}..{MAX_SIZE}, got {size}")
+    if not device.strip():
+        raise InvalidInput("--device is empty")
+    p = load_preset(preset)
+    if checkpoint is not None and not os.path.isfile(checkpoint):
+        what = "is not a file" if os.path.exists(checkpoint) else "not found"
+        raise VideoPoetError(f"checkpoint {what}: {checkpoint}")
+    return Run(
+        command=command, preset_arg=preset, preset=p, checkpoint=checkpoint, device=device, output=output,
+        fmt=fmt, size=size if size is not None else p.video.display_size, overwrite=overwrite, quiet=quiet,
+        json=json_out, seed=p.sampling.seed if seed is None else seed, num=num, sampling=sampling,
+    )
+
+
+def _model_size(preset: Any) -> int:
+    t = preset.tokenizer
+    if t.height != t.width:
+        raise VideoPoetError(f"preset '{preset.name}' has non-square frames ({t.width}x{t.height}); the CLI needs square ones")
+    return t.height
+
+
+def _read_image_input(path: str, preset: Any) -> Any:
+    """IMAGE -> float (3, H, W) at the model's size: centre-cropped to a square, resized."""
+    from model import video_io as V
+
+    image = V.read_image(path)
+    frames = V.center_crop_resize(image[None], _model_size(preset))
+    return V.from_uint8(frames)[0]
+
+
+def _read_video_input(path: str, preset: Any, run: Run, max_seconds: Optional[float] = None) -> tuple:
+    """INPUT -> (float (T, 3, H, W) at the model's size and the preset's fps, input seconds).
+    A still image or a folder of frames (no timing) is taken as frames at the preset's fps."""
+    from model import video_io as V
+
+    max_frames = None
+    if max_seconds is not None and path != STDIO and not os.path.isdir(path):
+        _, probe_fps = V.read_video(path, max_frames=1)  # the frame rate, to stop decoding early
+        if probe_fps > 0:
+            max_frames = max(1, round(max_seconds * probe_fps)) + 1
+    frames, fps_in = V.read_video(path, max_frames=max_frames)
+    name = "stdin" if path == STDIO else path
+    if max_seconds is not None and fps_in > 0:
+        keep = max(1, round(max_seconds * fps_in))
+        if len(frames) > keep:
+            how_long = f"is longer than {_fmt(max_seconds)} s" if max_frames else f"lasts {len(frames) / fps_in:.2f} s"
+            run.note(f"note: {name} {how_long}; using only its first {_fmt(max_seconds)} s (--max-seconds)")
+            frames = frames[:keep]
+    native = preset.video.fps
+    if fps_in > 0:
+        frames = V.resample_fps(frames, fps_in, native)
+    if len(frames) > MAX_FRAMES:
+        hint = "pass --max-seconds to use its start" if run.command == "stylize" else "trim it first"
+        raise InvalidInput(f"{name} lasts {len(frames) / native:.1f} s; at most {MAX_FRAMES / native:g} s can be used ({hint})")
+    frames = V.center_crop_resize(frames, _model_size(preset))
+    return V.from_uint8(frames), len(frames) / native
+
+
+def _input_stem(path: str, text: str) -> Callable[[str], str]:
+    """Default output names for animate/extend/stylize: <input name>-<prompt>."""
+    if path == STDIO:
+        return lambda _: _slug(text)
+    base = _slug(os.path.splitext(os.path.basename(path.rstrip("/" + os.sep)))[0], 30)
+    return lambda _: f"{base}-{_slug(text, 40)}"
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  videopoet generate \"a red circle moving right\"\n\n"
+        "  videopoet generate \"a blue square falling\" --seconds 4 --fps 12 -o square.gif\n\n"
+        "  videopoet generate \"a green ball\" --num 4 --seed 7 -o ball.mp4  (ball-1.mp4 to ball-4.mp4)\n\n"
+        "  videopoet generate -f prompts.txt --json\n\n"
+        "  videopoet generate \"a red circle\" --then \"it turns blue\" --seconds 5\n\n"
+        "  videopoet generate \"a star spinning\" -o - --format gif > star.gif"
+    ),
+)
+def generate(
+    prompt: Annotated[Optional[str], typer.Argument(help="What the clip shows. [bold]-[/] reads prompts from stdin, one per line.", show_default=False)] = None,
+    prompts_file: Annotated[Optional[str], typer.Option("--prompts-file", "-f", metavar="FILE", help="Prompts, one per line (blank lines skipped); [bold]-[/] = stdin.")] = None,
+    output: OutputOpt = None,
+    fmt: FormatOpt = None,
+    seconds: SecondsOpt = None,
+    frames: FramesOpt = None,
+    fps: FpsOpt = None,
+    then: Annotated[Optional[List[str]], typer.Option("--then", metavar="TEXT", rich_help_panel=_TIME, help="Prompt for the next window of a long clip (repeat for each later window; the last one repeats).")] = None,
+    seed: SeedOpt = None,
+    num: NumOpt = 1,
+    temperature: TemperatureOpt = None,
+    top_k: TopKOpt = None,
+    top_p: TopPOpt = None,
+    cfg: CfgOpt = None,
+    size: SizeOpt = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+    preset: PresetOpt = "tiny",
+    checkpoint: CheckpointOpt = None,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Make a video from text.
+
+    Clips longer than one model window (2 s) are made window by window, each continuing the last.
+    """
+    with _guard():
+        _check_timing(seconds, frames, fps)
+        then_prompts = [_check_text(t, "a --then prompt") for t in (then or [])]
+        run = _setup("generate", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
+                     size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
+                     sampling=Sampling(temperature, top_k, top_p, cfg))
+        prompts = _collect_prompts(prompt, prompts_file)
+        out_fps = float(fps if fps is not None else run.preset.video.fps)
+        n_frames = _frame_count(run.preset, seconds, frames, out_fps)
+        extra = {"then": then_prompts} if then_prompts else {}
+        jobs = run.plan([(p, i, extra) for p in prompts for i in range(num)], _slug)
+
+        def make(vp: Any, job: Job, tick: Any) -> Any:
+            return vp.generate(job.prompt, frames=n_frames, fps=out_fps, seed=job.seed, then=then_prompts,
+                               progress=tick, **run.sampling.overrides())
+
+        run.execute(jobs, make, out_fps)
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  videopoet animate photo.png -p \"the ball rolls to the left\"\n\n"
+        "  videopoet animate photo.jpg -p \"it spins\" --seconds 3 -o spin.gif\n\n"
+        "  cat photo.png | videopoet animate - -p \"it falls\" -o - --format mp4 > fall.mp4\n\n"
+        "The image is centre-cropped to a square and resized to the model's size (64x64)."
+    ),
+)
+def animate(
+    image: Annotated[str, typer.Argument(metavar="IMAGE", help="Image file (.png .jpg .webp .bmp); [bold]-[/] = stdin.", show_default=False)],
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="What happens in the clip.", show_default=False)],
+    output: OutputOpt = None,
+    fmt: FormatOpt = None,
+    seconds: SecondsOpt = None,
+    frames: FramesOpt = None,
+    fps: FpsOpt = None,
+    seed: SeedOpt = None,
+    num: NumOpt = 1,
+    temperature: TemperatureOpt = None,
+    top_k: TopKOpt = None,
+    top_p: TopPOpt = None,
+    cfg: CfgOpt = None,
+    size: SizeOpt = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+    preset: PresetOpt = "tiny",
+    checkpoint: CheckpointOpt = None,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Animate an image: a clip that starts from it and follows the prompt."""
+    with _guard():
+        _check_timing(seconds, frames, fps)
+        text = _check_text(prompt, "the prompt")
+        _check_input_path(image)
+        run = _setup("animate", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
+                     size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
+                     sampling=Sampling(temperature, top_k, top_p, cfg))
+        out_fps = float(fps if fps is not None else run.preset.video.fps)
+        n_frames = _frame_count(run.preset, seconds, frames, out_fps)
+        jobs = run.plan([(text, i, {"input": image}) for i in range(num)], _input_stem(image, text))
+        picture = _read_image_input(image, run.preset)
+
+        def make(vp: Any, job: Job, tick: Any) -> Any:
+            return vp.animate(picture, job.prompt, frames=n_frames, fps=out_fps, seed=job.seed, progress=tick,
+                              **run.sampling.overrides())
+
+        run.execute(jobs, make, out_fps)
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  videopoet extend clip.mp4 -p \"the circle keeps moving right\" --seconds 2\n\n"
+        "  videopoet extend clip.mp4 -p \"it slows down\" --then \"it stops\" --seconds 4 -o longer.mp4\n\n"
+        "The input is centre-cropped to a square, resized to the model's size (64x64) and resampled "
+        "to the preset's frame rate (8 fps); the output is the input followed by the new frames."
+    ),
+)
+def extend(
+    input: Annotated[str, typer.Argument(metavar="INPUT", help="Video (.mp4 .webm .mov .gif ...) or image; [bold]-[/] = stdin.", show_default=False)],
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="What happens next.", show_default=False)],
+    seconds: Annotated[float, typer.Option("--seconds", "-s", rich_help_panel=_TIME, help="Seconds to add.")] = 2.0,
+    then: Annotated[Optional[List[str]], typer.Option("--then", metavar="TEXT", rich_help_panel=_TIME, help="Prompt for the next extension window (repeatable; the last one repeats).")] = None,
+    fps: FpsOpt = None,
+    output: OutputOpt = None,
+    fmt: FormatOpt = None,
+    seed: SeedOpt = None,
+    num: NumOpt = 1,
+    temperature: TemperatureOpt = None,
+    top_k: TopKOpt = None,
+    top_p: TopPOpt = None,
+    cfg: CfgOpt = None,
+    size: SizeOpt = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+    preset: PresetOpt = "tiny",
+    checkpoint: CheckpointOpt = None,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Continue a clip: the input, then SECONDS more of video following the prompt(s)."""
+    with _guard():
+        _check_timing(seconds, None, fps)
+        prompts = [_check_text(prompt, "the prompt")] + [_check_text(t, "a --then prompt") for t in (then or [])]
+        _check_input_path(input)
+        run = _setup("extend", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
+                     size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
+                     sampling=Sampling(temperature, top_k, top_p, cfg))
+        native = run.preset.video.fps
+        out_fps = float(fps if fps is not None else native)
+        extra = {"input": input, **({"then": prompts[1:]} if len(prompts) > 1 else {})}
+        jobs = run.plan([(prompts[0], i, extra) for i in range(num)], _input_stem(input, prompts[0]))
+        video, _ = _read_video_input(input, run.preset, run)
+        total = len(video) + round(seconds * native)
+        if total > MAX_FRAMES:
+            raise InvalidInput(f"the result would have {total} frames at {native} fps; at most {MAX_FRAMES}")
+
+        def make(vp: Any, job: Job, tick: Any) -> Any:
+            return vp.extend(video, prompts, seconds, fps=None if fps is None else out_fps, seed=job.seed,
+                             progress=tick, **run.sampling.overrides())
+
+        run.execute(jobs, make, out_fps)
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  videopoet stylize clip.mp4 --style \"made of glowing neon lines\"\n\n"
+        "  videopoet stylize dance.mp4 --style \"a red square\" --motion-only --max-seconds 4 -o out.gif\n\n"
+        "The input is centre-cropped to a square, resized to the model's size (64x64) and resampled "
+        "to the preset's frame rate (8 fps); the output has the input's duration at that rate."
+    ),
+)
+def stylize(
+    input: Annotated[str, typer.Argument(metavar="INPUT", help="Video (.mp4 .webm .mov .gif ...); [bold]-[/] = stdin.", show_default=False)],
+    style: Annotated[str, typer.Option("--style", help="The look to give the clip.", show_default=False)],
+    motion_only: Annotated[bool, typer.Option("--motion-only", help="Keep only the motion (optical flow), not the layout: motion transfer.")] = False,
+    max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", rich_help_panel=_TIME, help="Use only the first N seconds of the input (up to 150).")] = None,
+    output: OutputOpt = None,
+    fmt: FormatOpt = None,
+    seed: SeedOpt = None,
+    num: NumOpt = 1,
+    temperature: TemperatureOpt = None,
+    top_k: TopKOpt = None,
+    top_p: TopPOpt = None,
+    cfg: CfgOpt = None,
+    size: SizeOpt = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+    preset: PresetOpt = "tiny",
+    checkpoint: CheckpointOpt = None,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Restyle a clip with text, keeping its layout and motion (or only its motion)."""
+    with _guard():
+        text = _check_text(style, "the style")
+        if max_seconds is not None and not 0 < max_seconds <= MAX_SECONDS:
+            raise InvalidInput(f"--max-seconds must be in (0, {MAX_SECONDS:g}], got {_fmt(max_seconds)}")
+        _check_input_path(input)
+        run = _setup("stylize", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
+                     size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
+                     sampling=Sampling(temperature, top_k, top_p, cfg))
+        extra = {"input": input, "motion_only": motion_only}
+        jobs = run.plan([(text, i, extra) for i in range(num)], _input_stem(input, text))
+        video, _ = _read_video_input(input, run.preset, run, max_seconds)
+
+        def make(vp: Any, job: Job, tick: Any) -> Any:
+            return vp.stylize(video, job.prompt, motion_only=motion_only, seed=job.seed, progress=tick,
+                              **run.sampling.overrides())
+
+        run.execute(jobs, make, float(run.preset.video.fps))
+
+
+# ----------------------------------------------------------------------------- presets
+
+presets_app = typer.Typer(
+    help="List the model presets, or print one with [bold]presets show NAME[/].",
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(presets_app, name="presets")
+
+
+@presets_app.callback(
+    invoke_without_command=True,
+    epilog="Examples:\n\n  videopoet presets\n\n  videopoet presets show tiny",
+)
+def presets(ctx: typer.Context) -> None:
+    """List the model presets: name, whether weights are installed, description."""
+    if ctx.invoked_subcommand is not None:
+        return
+    with _guard():
+        from model.config import list_presets, load_preset, presets_dir, weights_path
+
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False)
+        table.add_column("preset", style="bold", no_wrap=True)
+        table.add_column("weights", no_wrap=True)
+        table.add_column("description")
+        for name in list_presets():
+            try:
+                p = load_preset(name)
+            except VideoPoetError as e:
+                table.add_row(name, "-", f"(invalid preset: {e})")
+                continue
+            w = weights_path(p)
+            status = "none shipped" if w is None else ("installed" if w.is_file() else "not installed")
+            table.add_row(p.name, status, p.description)
+        console = Console()
+        console.print(table)
+        console.print(f"\n(from {presets_dir()}; `videopoet presets show NAME` prints one)", markup=False, highlight=False)
+
+
+@presets_app.command("show")
+def presets_show(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="A preset name, or a YAML file.", show_default=False)],
+) -> None:
+    """Print a preset's YAML."""
+    with _guard():
+        from model.config import load_preset
+
+        preset = load_preset(name)
+        with open(preset.source, encoding="utf-8") as f:
+            text = f.read()
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+# ----------------------------------------------------------------------------- training commands
+
+from . import training  # noqa: E402  (cheap: imports typer only)
+
+training.register(app)
