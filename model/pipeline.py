@@ -23,7 +23,7 @@ from .tokenizer import VideoTokenizer
 from .transformer import PrefixLM
 
 Progress = Callable[[int, int], None]
-MAX_FRAMES = 1200  # 150 s at 8 fps: beyond this a request is refused up front
+MAX_FRAMES = 1201  # 150 s at 8 fps (1 + 150*8): beyond this a request is refused up front
 CONTEXT_LATENTS = 3  # latent frames of context when continuing (1 + 4*2 = 9 frames)
 
 

@@ -24,7 +24,7 @@ from model.errors import InvalidInput, VideoPoetError
 __version__ = "0.1.0"
 
 # Limits checked up front (model/pipeline.py refuses the same; repeated here so --help stays torch-free).
-MAX_FRAMES = 1200
+MAX_FRAMES = 1201  # keep equal to model.pipeline.MAX_FRAMES (not imported: it would load torch)
 MAX_SECONDS = 150.0
 MAX_FPS = 120.0
 MIN_SIZE, MAX_SIZE = 16, 2048
@@ -166,7 +166,7 @@ TopKOpt = Annotated[Optional[int], typer.Option("--top-k", rich_help_panel=_SAMP
 TopPOpt = Annotated[Optional[float], typer.Option("--top-p", rich_help_panel=_SAMPLE, help="Nucleus sampling mass in (0, 1]; 1 = off.")]
 CfgOpt = Annotated[Optional[float], typer.Option("--cfg", rich_help_panel=_SAMPLE, help="Classifier-free guidance scale, >= 0 (1 = off; default: the preset's, 3.0).")]
 SecondsOpt = Annotated[Optional[float], typer.Option("--seconds", "-s", rich_help_panel=_TIME, help="Length in seconds, up to 150 (default 2). Not with --frames.")]
-FramesOpt = Annotated[Optional[int], typer.Option("--frames", rich_help_panel=_TIME, help="Exact number of frames, 1..1200. Not with --seconds.")]
+FramesOpt = Annotated[Optional[int], typer.Option("--frames", rich_help_panel=_TIME, help="Exact number of frames, 1..1201. Not with --seconds.")]
 FpsOpt = Annotated[Optional[float], typer.Option("--fps", rich_help_panel=_TIME, help="Frames per second of the output, up to 120 (default: the preset's, 8).")]
 
 
@@ -477,7 +477,7 @@ class Run:
 
 def _short(text: str, n: int = 48) -> str:
     text = _one_line(text)
-    return text if len(text) <= n else text[: n - 1] + "…"
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 def _slug(text: str, max_len: int = 60) -> str:
@@ -590,7 +590,7 @@ def _input_stem(path: str, text: str) -> Callable[[str], str]:
     ),
 )
 def generate(
-    prompt: Annotated[Optional[str], typer.Argument(help="What the clip shows. [bold]-[/] reads prompts from stdin, one per line.", show_default=False)] = None,
+    prompt: Annotated[Optional[str], typer.Argument(metavar="PROMPT", help="What the clip shows. [bold]-[/] reads prompts from stdin, one per line.", show_default=False)] = None,
     prompts_file: Annotated[Optional[str], typer.Option("--prompts-file", "-f", metavar="FILE", help="Prompts, one per line (blank lines skipped); [bold]-[/] = stdin.")] = None,
     output: OutputOpt = None,
     fmt: FormatOpt = None,
