@@ -274,6 +274,8 @@ class VideoPoet:
         cfgt = self.preset.tokenizer
         L, tpf, F = cfgt.latent_shape()[0], cfgt.tokens_per_latent_frame(), cfgt.frames
         T = video.shape[0]
+        if T > MAX_FRAMES:
+            raise InvalidInput(f"the input has {T} frames; at most {MAX_FRAMES} are stylized in one call")
         pad = (F - T) if T < F else (-(T - F)) % (cfgt.time_stride * (L - CONTEXT_LATENTS))
         src = torch.cat([video, video[-1:].expand(pad, *video.shape[1:])]) if pad else video  # hold the last frame
         control = from_uint8(control_video(to_uint8(src), motion_only=motion_only)).to(self.device)

@@ -108,7 +108,7 @@ def train_tokenizer_cmd(
 
         from model.config import load_preset
         from model.controls import control_video
-        from model.data.sources import load_clips, world_clips
+        from model.data.sources import load_clips
         from model.train.tokenizer import train_tokenizer
 
         torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -117,7 +117,9 @@ def train_tokenizer_cmd(
         clipset = load_clips(data, t.frames, t.height, p.video.fps, data_seed, _log)
         n_ctrl = max(1, len(clipset.clips) // 4)
         controls = np.stack([control_video(c, motion_only=i % 2 == 1) for i, c in enumerate(clipset.clips[:n_ctrl])])
-        held = world_clips(64, 999, t.frames, t.height).clips if data.startswith("world:") else clipset.clips[-16:]
+        from model.data.world import render_clips
+
+        held = render_clips(64, 999, t.frames, t.height, allow_held_out=True)[1] if data.startswith("world:") else clipset.clips[-16:]
         _log(f"{len(clipset.clips)} clips, {n_ctrl} control videos, skipped: {clipset.skipped or 'none'}")
         with StepReporter("tokenizer") as rep:
             r = train_tokenizer(t, clipset.clips, controls, held, out, steps, batch, lr, seed=seed, resume=resume,
