@@ -28,11 +28,11 @@ import platform
 import re
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from pathlib import Path
@@ -200,10 +200,8 @@ def lm_weight_bytes(lm) -> tuple[int, int]:
 # ------------------------------------------------------------------------------------------------ 2. decode
 
 
-def bench_decode(vp, reps: int, bandwidth_gbs: Optional[float]) -> dict:
+def bench_decode(vp, reps: int, bandwidth_gbs: Optional[float], quick: bool = False) -> dict:
     import torch
-
-    from model.sampling import sample
 
     lm = vp.lm
     t = vp.preset.tokenizer
@@ -219,29 +217,44 @@ def bench_decode(vp, reps: int, bandwidth_gbs: Optional[float]) -> dict:
         r["floor_ms"] = total_b / (bandwidth_gbs * 1e9) * 1e3
         r["floor_read_ms"] = read_b / (bandwidth_gbs * 1e9) * 1e3
 
-    for batch, cfg in ((1, 1.0), (2, 3.0)):
-        run = seq if cfg == 1.0 else seq.doubled()
-
-        @torch.no_grad()
-        def prefill():
-            cache = lm.new_cache(run.batch, seq.prefix_len + n_out, run.tokens.device)
-            lm.prefill(run, cache)
-
-        def full(i=[0]):
-            i[0] += 1
-            sample(lm, seq, cfg=cfg, generator=torch.Generator().manual_seed(i[0]))
-
-        full()  # warm-up: one-time allocations, kernel selection
-        prefill()
-        t_pre = median(timed(prefill, max(3, reps)))
-        t_all = timed(full, reps)
-        per_tok = (median(t_all) - t_pre) / (n_out - 1)
-        row = {"batch": batch, "cfg": cfg, "sample_s": median(t_all), "sample_all_s": t_all, "prefill_ms": t_pre * 1e3,
-               "ms_per_token": per_tok * 1e3}  # fmt: skip
-        if bandwidth_gbs:
-            row["vs_floor"] = row["ms_per_token"] / r["floor_ms"]
-        r["rows"].append(row)
+    threads = torch.get_num_threads()
+    # the main rows use this process's threads; a second set at 1 thread shows whether threading pays at this size
+    for th in [threads] + ([1] if threads > 1 else []):
+        torch.set_num_threads(th)
+        try:
+            for batch, cfg in ((1, 1.0), (2, 3.0)):
+                r["rows"].append(_decode_row(lm, seq, n_out, batch, cfg, reps, quick, vp.preset, th, r.get("floor_ms")))
+        finally:
+            torch.set_num_threads(threads)
     return r
+
+
+def _decode_row(lm, seq, n_out, batch, cfg, reps, quick, preset, threads, floor_ms) -> dict:
+    import torch
+
+    from model.sampling import sample
+
+    run = seq if cfg == 1.0 else seq.doubled()
+
+    @torch.no_grad()
+    def prefill():
+        cache = lm.new_cache(run.batch, seq.prefix_len + n_out, run.tokens.device)
+        lm.prefill(run, cache)
+
+    def full(i=[0], s=seq):
+        i[0] += 1
+        sample(lm, s, cfg=cfg, generator=torch.Generator().manual_seed(i[0]))
+
+    full(s=t2v_sequence(preset, 32) if quick else seq)  # warm-up: one-time allocations, kernel selection
+    prefill()
+    t_pre = median(timed(prefill, max(3, reps)))
+    t_all = timed(full, reps)
+    per_tok = (median(t_all) - t_pre) / (n_out - 1)
+    row = {"batch": batch, "cfg": cfg, "threads": threads, "sample_s": median(t_all), "sample_all_s": t_all,
+           "prefill_ms": t_pre * 1e3, "ms_per_token": per_tok * 1e3}  # fmt: skip
+    if floor_ms:
+        row["vs_floor"] = row["ms_per_token"] / floor_ms
+    return row
 
 
 # ------------------------------------------------------------------------------------------------ 3. GPT-2
@@ -309,23 +322,44 @@ def bench_uncached(vp, reps: int) -> dict:
 # ------------------------------------------------------------------------------------------------ subprocesses
 
 
+# A small launcher process runs each measured command. Measuring from the bench process itself would be wrong:
+# Linux charges a child the peak RSS of the address space it was forked/vforked from (the bench's, hundreds of
+# MB once torch, the models and the 256 MB copy buffers are loaded) as soon as it execs.
+LAUNCHER = r"""
+import json, os, subprocess, sys, time
+t0 = time.perf_counter()
+p = subprocess.Popen(sys.argv[2:])
+_, status, ru = os.wait4(p.pid, 0)
+wall = time.perf_counter() - t0
+with open(sys.argv[1], "w") as fh:
+    json.dump({"wall_s": wall, "rc": os.waitstatus_to_exitcode(status), "maxrss_kib": ru.ru_maxrss}, fh)
+"""
+
+
 def run_measured(cmd: list[str], *, env: Optional[dict] = None, cwd: Optional[Path] = None, timeout: float = 600) -> dict:
-    """Run cmd; wall time, exit status, and the child's own peak RSS (os.wait4 gives that child's rusage)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        t0 = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
-        killer = threading.Timer(timeout, p.kill)
-        killer.start()
+    """Run cmd; its wall time (spawn to exit), exit status, and its own peak RSS (os.wait4 in a small launcher)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory() as td:
+        stats = Path(td) / "stats.json"
+        p = subprocess.Popen([sys.executable, "-S", "-c", LAUNCHER, str(stats), *cmd], stdout=out, stderr=err,
+                             stdin=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True)  # fmt: skip
         try:
-            _, status, ru = os.wait4(p.pid, 0)
-        finally:
-            killer.cancel()
-        wall = time.perf_counter() - t0
-        p.returncode = os.waitstatus_to_exitcode(status)
+            p.wait(timeout=timeout)
+        except BaseException as e:  # timeout, or this run being stopped: end the launcher and the command
+            try:
+                os.killpg(p.pid, signal.SIGKILL)  # their own process group (start_new_session)
+            except ProcessLookupError:
+                pass
+            p.wait()
+            if isinstance(e, subprocess.TimeoutExpired):
+                raise RuntimeError(f"timed out after {timeout:.0f} s: {shlex.join(cmd)}") from None
+            raise
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-    return {"wall_s": wall, "rc": p.returncode, "maxrss_mb": ru.ru_maxrss / 1024, "stdout": stdout, "stderr": stderr}
+        if not stats.exists():
+            raise RuntimeError(f"launcher failed (status {p.returncode}): {stderr.strip()[-500:]}")
+        st = json.loads(stats.read_text())
+    return {"wall_s": st["wall_s"], "rc": st["rc"], "maxrss_mb": st["maxrss_kib"] / 1024, "stdout": stdout, "stderr": stderr}
 
 
 def check_ok(res: dict, what: str) -> dict:
@@ -342,9 +376,14 @@ def cli_path() -> Path:
     return p
 
 
+CHILD_THREADS: Optional[int] = None  # --threads: OMP_NUM_THREADS for the child processes too
+
+
 def child_env(**extra: Optional[str]) -> dict:
     env = dict(os.environ)
     env["HF_HUB_OFFLINE"] = "1"
+    if CHILD_THREADS is not None:
+        env["OMP_NUM_THREADS"] = str(CHILD_THREADS)
     for k, v in extra.items():
         if v is None:
             env.pop(k, None)
@@ -461,7 +500,8 @@ def bench_train(ckpt: Path, steps: int, tmp: Path) -> dict:
             (out / name).unlink(missing_ok=True)
 
     # untimed: synthesizes the clips and tokenizes them once into OUT/lm-data-*.safetensors
-    prep = run_measured([exe, *args, "--steps", "1"], env=child_env(OMP_NUM_THREADS=None), cwd=out, timeout=900)
+    own = None if CHILD_THREADS is None else str(CHILD_THREADS)  # 1 process: torch's default threads unless --threads
+    prep = run_measured([exe, *args, "--steps", "1"], env=child_env(OMP_NUM_THREADS=own), cwd=out, timeout=900)
     r["prep_wall_s"] = prep["wall_s"]
     r["tokenizer_arg_is_full_checkpoint"] = True
     r["full_checkpoint_accepted_as_tokenizer"] = prep["rc"] == 0
@@ -469,14 +509,16 @@ def bench_train(ckpt: Path, steps: int, tmp: Path) -> dict:
     r["data_cache"] = [p.name for p in out.glob("lm-data-*.safetensors")]
 
     fresh()
-    one = check_ok(run_measured([exe, *args, "--steps", str(steps)], env=child_env(OMP_NUM_THREADS=None), cwd=out), "train lm (1 process)")
+    one = check_ok(run_measured([exe, *args, "--steps", str(steps)], env=child_env(OMP_NUM_THREADS=own), cwd=out), "train lm (1 process)")
     r["one_process"] = {"tok_per_s": last_tok_per_s(one["stderr"]), "wall_s": one["wall_s"], "maxrss_mb": one["maxrss_mb"],
-                        "threads": "torch default (OMP_NUM_THREADS unset)",
+                        "threads": "torch default (OMP_NUM_THREADS unset)" if own is None else f"OMP_NUM_THREADS={own}",
                         "command": shlex.join(["videopoet", *args, "--steps", str(steps)])}  # fmt: skip
 
     fresh()
     tr = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "videopoet_cli", *args, "--steps", str(steps)]
-    two = check_ok(run_measured(tr, env=child_env(OMP_NUM_THREADS="1"), cwd=ROOT), "train lm under torchrun (2 processes)")
+    env2 = child_env()
+    env2["OMP_NUM_THREADS"] = "1"
+    two = check_ok(run_measured(tr, env=env2, cwd=ROOT), "train lm under torchrun (2 processes)")
     r["two_process"] = {"tok_per_s": last_tok_per_s(two["stderr"]), "wall_s": two["wall_s"], "threads": "OMP_NUM_THREADS=1 per process",
                         "command": "OMP_NUM_THREADS=1 " + shlex.join(["torchrun", "--standalone", "--nproc_per_node", "2", "-m", "videopoet_cli", *args, "--steps", str(steps)])}  # fmt: skip
     r["speedup"] = r["two_process"]["tok_per_s"] / r["one_process"]["tok_per_s"]
@@ -502,6 +544,7 @@ def get(d: Optional[dict], *path: Any) -> Any:
 
 
 def row_for(rows: Optional[list], batch: int) -> Optional[dict]:
+    """The first row for `batch`: for the decode table, the one at the run's own thread count."""
     return next((r for r in rows or [] if r.get("batch") == batch), None)
 
 
@@ -512,18 +555,18 @@ def goals(res: dict) -> list[dict]:
         ours, ref = get(row_for(get(dec, "rows"), b), "ms_per_token"), get(row_for(get(gpt, "rows"), b), "ms_per_token")
         x = ref / ours if ours and ref else None
         out.append({"goal": f"decode per token vs GPT2 generate, batch {b}", "target": ">= 2x faster",
-                    "measured": None if x is None else f"{x:.2f}x ({ours:.2f} vs {ref:.2f} ms)", "met": None if x is None else x >= 2})  # fmt: skip
+                    "measured": None if x is None else f"{x:.2f}x (ours {ours:.2f} ms, GPT-2 {ref:.2f} ms)", "met": None if x is None else x >= 2})  # fmt: skip
     for b in (1, 2):
         v = get(row_for(get(dec, "rows"), b), "vs_floor")
         out.append({"goal": f"decode step vs bandwidth floor, batch {b}", "target": "<= 2.5x floor",
-                    "measured": None if v is None else f"{v:.2f}x ({get(row_for(get(dec, 'rows'), b), 'ms_per_token'):.2f} vs {dec['floor_ms']:.2f} ms)",
+                    "measured": None if v is None else f"{v:.2f}x (step {get(row_for(get(dec, 'rows'), b), 'ms_per_token'):.2f} ms, floor {dec['floor_ms']:.2f} ms)",
                     "met": None if v is None else v <= 2.5})  # fmt: skip
     e2e = res.get("e2e")
     w, m = get(e2e, "wall_s"), get(e2e, "maxrss_mb")
     out.append({"goal": "cold `generate`, default clip: wall (median)", "target": "<= 5 s",
                 "measured": None if w is None else f"{w:.2f} s", "met": None if w is None else w <= 5})
     out.append({"goal": "cold `generate`, default clip: peak memory", "target": "<= 1.5 GB",
-                "measured": None if m is None else f"{m / 1024:.2f} GB ({m:.0f} MB RSS)", "met": None if m is None else m / 1024 <= 1.5})
+                "measured": None if m is None else f"{m * 2**20 / 1e9:.2f} GB ({m:.0f} MiB peak RSS)", "met": None if m is None else m * 2**20 <= 1.5e9})
     ratio = get(res, "scaling", "ratio")
     out.append({"goal": "`--seconds 10` vs `--seconds 2` wall", "target": "<= 5.5x",
                 "measured": None if ratio is None else f"{ratio:.2f}x", "met": None if ratio is None else ratio <= 5.5})
@@ -548,13 +591,16 @@ def render(res: dict) -> str:
         add("")
     add("## Machine")
     add("")
-    add("| CPU | cores (logical / physical) | RAM | torch | threads | avx512_bf16 | amx_bf16 |")
+    add("| CPU | cores (logical / physical) | RAM | torch | threads used (default) | avx512_bf16 | amx_bf16 |")
     add("|---|---|---|---|---|---|---|")
     add(f"| {m['cpu']} | {m['logical_cpus']} / {m['physical_cores'] or '?'} | {f(m['ram_gib'], '.1f')} GiB | {m['torch']} | "
-        f"{m['torch_threads']} | {'yes' if m['avx512_bf16'] else 'no'} | {'yes' if m['amx_bf16'] else 'no'} |")
+        f"{m['torch_threads']} ({m.get('torch_default_threads')}) | {'yes' if m['avx512_bf16'] else 'no'} | {'yes' if m['amx_bf16'] else 'no'} |")
     add("")
-    add(f"Python {m['python']}, transformers {m.get('transformers')}, {m['platform']}; repeats per timing: {res['reps']}.")
+    add(f"Python {m['python']}, transformers {m.get('transformers')}, {m['platform']}; repeats per timing: {', '.join(f'{k} {v}' for k, v in res['reps'].items())}.")
     add("")
+    if res.get("threads_note"):
+        add(f"Threads: {res['threads_note']}.")
+        add("")
 
     def failed(name: str) -> bool:
         err = res.get("errors", {}).get(name)
@@ -603,12 +649,16 @@ def render(res: dict) -> str:
         add(f"`model.sampling.sample` of {r['n_out']} tokens, t2v layout ({r['prefix_len']}-token prefix + `<bov_o>`), "
             f"prefill timed alone and subtracted; ms/token = (sample - prefill) / {r['n_out'] - 1} decode steps.")
         add("")
-        add("| batch | cfg | whole sample | prefill | per token | vs floor |")
-        add("|---|---|---|---|---|---|")
+        add("| batch | cfg | threads | whole sample | prefill | per token | vs floor |")
+        add("|---|---|---|---|---|---|---|")
         for row in r["rows"]:
-            add(f"| {row['batch']} | {row['cfg']:g} | {row['sample_s']:.2f} s | {row['prefill_ms']:.1f} ms | {row['ms_per_token']:.2f} ms | "
+            add(f"| {row['batch']} | {row['cfg']:g} | {row['threads']} | {row['sample_s']:.2f} s | {row['prefill_ms']:.1f} ms | {row['ms_per_token']:.2f} ms | "
                 f"{f(row.get('vs_floor'), '.2f')}x |")
         add("")
+        if len({row["threads"] for row in r["rows"]}) > 1:
+            add(f"The goals use the rows at {r['rows'][0]['threads']} threads (this run's setting, the same as GPT-2's); "
+                "the 1-thread rows show whether threading pays at this size.")
+            add("")
         if r.get("floor_ms") is not None:
             add(f"Floor: LM weights {r['lm_weight_bytes'] / 1e6:.1f} MB ({r['lm_params'] / 1e6:.2f} M {r['weight_dtype']} parameters) "
                 f"/ {res['limits']['bandwidth_gbs']:.1f} GB/s = **{r['floor_ms']:.2f} ms** per step. "
@@ -652,14 +702,14 @@ def render(res: dict) -> str:
     if not failed("e2e"):
         r = res["e2e"]
         add(f"`{r['command']}` run {len(r['wall_all_s'])} times, each a new process (after one instrumented run that warms the page cache). "
-            "Peak memory: the child's own max RSS from `os.wait4`.")
+            "Peak memory: the process's own max RSS (`os.wait4` in a small launcher process).")
         add("")
         add("| wall (median) | wall (all runs) | peak RSS (max) |")
         add("|---|---|---|")
-        add(f"| {r['wall_s']:.2f} s | {', '.join(f'{x:.2f}' for x in r['wall_all_s'])} s | {r['maxrss_mb']:.0f} MB |")
+        add(f"| {r['wall_s']:.2f} s | {', '.join(f'{x:.2f}' for x in r['wall_all_s'])} s | {r['maxrss_mb']:.0f} MiB |")
         add("")
         bd = r["breakdown"]
-        add(f"Breakdown of one instrumented cold process (same work as `generate`, cfg={bd['cfg']:g}, {bd['n_out']} tokens, {bd['threads']} threads):")
+        add(f"Breakdown of one instrumented cold process (same work as `generate`, cfg={bd['cfg']:g}, {bd['n_out']} tokens, threads: {bd['threads']}):")
         add("")
         add("| step | time |")
         add("|---|---|")
@@ -670,7 +720,7 @@ def render(res: dict) -> str:
         for k, v in bd["steps"].items():
             add(f"| {names.get(k, k)} | {v * 1e3:.0f} ms |")
         add(f"| interpreter start-up and exit (process wall - script) | {bd['interpreter_and_exit_s'] * 1e3:.0f} ms |")
-        add(f"| **process total** (peak RSS {bd['maxrss_mb']:.0f} MB) | **{bd['process_wall_s'] * 1e3:.0f} ms** |")
+        add(f"| **process total** (peak RSS {bd['maxrss_mb']:.0f} MiB) | **{bd['process_wall_s'] * 1e3:.0f} ms** |")
         add("")
 
     add("## 6. Length scaling")
@@ -680,7 +730,7 @@ def render(res: dict) -> str:
         add("| `generate --seconds` | wall (median) | runs | peak RSS |")
         add("|---|---|---|---|")
         for row in r["rows"]:
-            add(f"| {row['seconds']} | {row['wall_s']:.2f} s | {', '.join(f'{x:.2f}' for x in row['wall_all_s'])} | {row['maxrss_mb']:.0f} MB |")
+            add(f"| {row['seconds']} | {row['wall_s']:.2f} s | {', '.join(f'{x:.2f}' for x in row['wall_all_s'])} | {row['maxrss_mb']:.0f} MiB |")
         add("")
         add(f"Ratio 10 s / 2 s: **{r['ratio']:.2f}x** (goal <= 5.5x).")
         add("")
@@ -729,6 +779,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--checkpoint", default=None, help="full videopoet checkpoint (default: the tiny preset's shipped weights)")
     ap.add_argument("--quick", action="store_true", help="few repeats: a smoke test, not numbers to quote")
     ap.add_argument("--skip-train", action="store_true", help="leave out the training throughput section")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads here and OMP_NUM_THREADS in the child processes (default: torch's default; under "
+                         "--quick on a busy machine, 1)")
     ap.add_argument("--only", default=None, help=f"comma-separated subset of sections ({','.join(SECTIONS)}), for development")
     args = ap.parse_args(argv)
 
@@ -739,7 +792,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.skip_train:
         only.discard("train")
     q = args.quick
-    reps = {"limits": 2 if q else 5, "decode": 2 if q else 5, "gpt2": 1 if q else 3, "uncached": 1 if q else 3,
+    reps = {"limits": 2 if q else 5, "decode": 1 if q else 5, "gpt2": 1 if q else 3, "uncached": 1 if q else 3,
             "e2e": 2 if q else 5, "scaling": 1 if q else 3}  # fmt: skip
     train_steps = 4 if q else 12
 
@@ -750,14 +803,34 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     from model.pipeline import VideoPoet
 
+    global CHILD_THREADS
+    threads_note = None
+    default_threads = torch.get_num_threads()
+    if args.threads is None and q and os.getloadavg()[0] >= 1.0:
+        # a second job on the cores makes torch's OpenMP threads wait on each other (tens of times slower):
+        # a smoke test on a busy machine runs single-threaded so it finishes in minutes
+        args.threads = 1
+        threads_note = f"--quick on a busy machine (load {os.getloadavg()[0]:.2f}): 1 thread here and in the child processes"
+    if args.threads is not None:
+        if args.threads < 1:
+            ap.error("--threads must be >= 1")
+        torch.set_num_threads(args.threads)
+        CHILD_THREADS = args.threads
+        threads_note = threads_note or f"--threads {args.threads}: here and OMP_NUM_THREADS in the child processes"
+
     res: dict[str, Any] = {
         "command": shlex.join([sys.executable, *sys.argv]) if argv is None else shlex.join(["bench.py", *argv]),
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "quick": q, "reps": reps, "skip_train": "train" not in only, "sections": [s for s in SECTIONS if s in only], "errors": {},
     }  # fmt: skip
     res["machine"] = machine_info()
+    res["threads_note"] = threads_note
+    res["machine"]["torch_default_threads"] = default_threads
     log(f"machine: {res['machine']['cpu']}, {res['machine']['logical_cpus']} cpus, load {res['machine']['loadavg_at_start']}")
+    if res["machine"]["loadavg_at_start"][0] > 0.5:
+        log("WARNING: the machine is busy; every timing will be contended (and with several threads, much slower)")
 
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so a killed run still removes its temp folder
     tmp = Path(tempfile.mkdtemp(prefix="videopoet-bench-"))
     try:
         ckpt, source = resolve_checkpoint(args.checkpoint, tmp)
@@ -774,7 +847,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
         steps: list[tuple[str, Callable[[], dict]]] = [
             ("limits", lambda: bench_limits(reps["limits"])),
-            ("decode", lambda: bench_decode(model(), reps["decode"], get(res, "limits", "bandwidth_gbs"))),
+            ("decode", lambda: bench_decode(model(), reps["decode"], get(res, "limits", "bandwidth_gbs"), q)),
             ("gpt2", lambda: bench_gpt2(model().preset, reps["gpt2"], q)),
             ("uncached", lambda: bench_uncached(model(), reps["uncached"])),
             ("e2e", lambda: bench_e2e(ckpt, reps["e2e"], tmp)),
