@@ -17,7 +17,9 @@ from .transformer import PrefixLM
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
     """Temperature, then top-k, then nucleus (top-p) filtering; filtered entries become -inf."""
-    logits = logits.float() / temperature
+    logits = logits.float()
+    if temperature != 1.0:
+        logits = logits / temperature
     if top_k and top_k < logits.shape[-1]:
         kth = torch.topk(logits, top_k, dim=-1).values[..., -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
@@ -78,7 +80,7 @@ def sample(
         if progress is not None:
             progress(i + 1 - m, n - m)
         if i + 1 < n:
-            logits = lm.decode_step(tok.repeat(2) if use_cfg else tok, seq.prefix_len + 1 + i, cache, seq.prefix_len)
+            logits = lm.decode_step(tok.repeat(2) if use_cfg else tok, seq.prefix_len + 1 + i, cache)
     return out
 
 

@@ -32,7 +32,7 @@ def rope_tables(n: int, head_dim: int, base: float, device=None) -> tuple[torch.
 
 
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: (B, H, S, hd); cos/sin: (S, hd/2). Rotates pairs (first half, second half)."""
+    """x: (..., S, hd); cos/sin: (S, hd/2). Rotates pairs (first half, second half)."""
     x1, x2 = x.float().chunk(2, dim=-1)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
 
@@ -58,12 +58,14 @@ class Attention(nn.Module):
 
     def forward(self, x, cos, sin, mask, cache: KVCache | None = None, layer: int = 0, start: int = 0):
         B, S, D = x.shape
-        q, k, v = self.qkv(x).view(B, S, 3, self.n_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        if cache is not None:  # write this chunk at [start, start+S), attend over the whole cache
-            cache.k[layer, :, :, start : start + S] = k
-            cache.v[layer, :, :, start : start + S] = v
-            k, v = cache.k[layer], cache.v[layer]
+        qkv = self.qkv(x).view(B, S, 3, self.n_heads, self.head_dim).transpose(1, 3)  # (B, H, 3, S, hd)
+        qk = apply_rope(qkv[:, :, :2], cos, sin)  # q and k rotated in one call
+        q, k, v = qk[:, :, 0], qk[:, :, 1], qkv[:, :, 2]
+        if cache is not None:  # write this chunk at [start, start+S); attend over the filled part only
+            end = start + S
+            cache.k[layer, :, :, start:end] = k
+            cache.v[layer, :, :, start:end] = v
+            k, v = cache.k[layer, :, :, :end], cache.v[layer, :, :, :end]
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self.out(y.transpose(1, 2).reshape(B, S, D))
 
@@ -168,16 +170,16 @@ class PrefixLM(nn.Module):
         for the next output id."""
         S = seq.tokens.shape[1]
         x = self.embed_sequence(seq, S)
-        cache.key_valid.zero_()
         cache.key_valid[:, :S] = seq.key_valid()[:, :S]
-        cache.key_valid[:, S:] = True  # output positions become visible as they are written (mask below)
-        mask = prefix_lm_mask(cache.key_valid, seq.prefix_len, 0, S)
+        cache.key_valid[:, S:] = True  # output positions: valid once written, and only those <= pos are read
+        mask = prefix_lm_mask(cache.key_valid[:, :S], seq.prefix_len)
         h = self._run(x, mask, 0, cache)
         return self.head(h[:, -1])
 
-    def decode_step(self, token: torch.Tensor, pos: int, cache: KVCache, prefix_len: int) -> torch.Tensor:
+    def decode_step(self, token: torch.Tensor, pos: int, cache: KVCache) -> torch.Tensor:
         """Feed one visual id (B,) at position pos; return logits (B, V) for the next one."""
         x = self.embed(token[:, None] + N_SPECIAL)
-        mask = prefix_lm_mask(cache.key_valid, prefix_len, pos, 1)
+        # a new output token sees every valid key up to itself (the prefix is all before it): a view, no compute
+        mask = cache.key_valid[:, None, None, : pos + 1]
         h = self._run(x, mask, pos, cache)
         return self.head(h[:, -1])

@@ -166,7 +166,7 @@ def test_kv_cache_equals_full_recompute(task):
     cache = lm.new_cache(2, seq.prefix_len + seq.n_out, "cpu")
     logits = [lm.prefill(seq, cache)]
     for i in range(seq.n_out - 1):
-        logits.append(lm.decode_step(out[:, i], seq.prefix_len + 1 + i, cache, seq.prefix_len))
+        logits.append(lm.decode_step(out[:, i], seq.prefix_len + 1 + i, cache))
     assert torch.allclose(torch.stack(logits, 1), full, atol=1e-5)
     for cfg in (1.0, 2.5):
         a = sample(lm, seq, generator=torch.Generator().manual_seed(5), cfg=cfg, top_k=20, top_p=0.9)
