@@ -15,6 +15,7 @@ from typing import Any, Optional
 from .errors import InvalidInput
 
 PRESETS_PACKAGE = "model.presets"
+DECODINGS = ("sequential", "jacobi")
 
 
 @dataclass
@@ -99,6 +100,7 @@ class SamplingConfig:
     top_p: float = 1.0  # 1.0 = off
     cfg: float = 3.0  # classifier-free guidance scale; 1.0 = conditional model only
     seed: int = 0
+    decoding: str = "sequential"  # or "jacobi": several tokens per model call, same tokens (model.sampling)
 
     def validate(self, where: str) -> None:
         if not self.temperature > 0:
@@ -109,6 +111,8 @@ class SamplingConfig:
             raise InvalidInput(f"{where}: sampling.top_p must be in (0, 1], got {self.top_p}")
         if self.cfg < 0:
             raise InvalidInput(f"{where}: sampling.cfg must be >= 0, got {self.cfg}")
+        if self.decoding not in DECODINGS:
+            raise InvalidInput(f"{where}: sampling.decoding must be one of {', '.join(DECODINGS)}, got {self.decoding!r}")
 
 
 @dataclass

@@ -18,7 +18,7 @@ from . import tasks
 from .checkpoint import CheckpointError, checkpoint_config, compare_configs, file_hash, load_into, read_checkpoint
 from .config import Preset, load_preset, weights_path
 from .errors import InvalidInput, VideoPoetError
-from .sampling import sample
+from .sampling import sample, sample_jacobi
 from .tokenizer import VideoTokenizer
 from .transformer import PrefixLM
 
@@ -104,13 +104,11 @@ class VideoPoet:
         parts = [self._text_cache[p] for p in prompts]
         return tuple(torch.stack([x[i] for x in parts]).to(self.device) for i in range(3))
 
-    def _sampling(self, temperature, top_k, top_p, cfg) -> dict:
-        s = dataclasses.replace(
-            self.preset.sampling,
-            **{k: v for k, v in dict(temperature=temperature, top_k=top_k, top_p=top_p, cfg=cfg).items() if v is not None},
-        )
+    def _sampling(self, temperature, top_k, top_p, cfg, decoding=None) -> dict:
+        given = dict(temperature=temperature, top_k=top_k, top_p=top_p, cfg=cfg, decoding=decoding)
+        s = dataclasses.replace(self.preset.sampling, **{k: v for k, v in given.items() if v is not None})
         s.validate("options")
-        return dict(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, cfg=s.cfg)
+        return dict(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, cfg=s.cfg, decoding=s.decoding)
 
     def _frames_for(self, duration_seconds: Optional[float], frames: Optional[int], fps: Optional[float]) -> tuple[int, float]:
         fps = float(fps if fps is not None else self.preset.video.fps)
@@ -149,7 +147,9 @@ class VideoPoet:
         states, valid, pooled = self.encode_text([prompt])
         seq = tasks.build(task, states, valid, pooled, n_out, visual_in=visual_in, visual_out=forced)
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
-        return sample(self.lm, seq, generator=gen, progress=progress, **sampling)
+        sampling = dict(sampling)
+        sampler = sample_jacobi if sampling.pop("decoding") == "jacobi" else sample
+        return sampler(self.lm, seq, generator=gen, progress=progress, **sampling)
 
     def _continue_to(self, video_ids: torch.Tensor, native_frames: int, prompts: list[str], seed: int, progress, sampling) -> torch.Tensor:
         """Extend decoded frames window by window until `native_frames`, each window conditioned on the
@@ -190,13 +190,14 @@ class VideoPoet:
         cfg: Optional[float] = None,
         seed: Optional[int] = None,
         then: Seq[str] = (),
+        decoding: Optional[str] = None,
         progress: Optional[Progress] = None,
     ) -> torch.Tensor:
         """Text to video: (T, 3, H, W) in [-1, 1]. `then` prompts drive the windows after the first."""
         prompt = _check_prompt(prompt)
         then = [_check_prompt(p) for p in then]
         frames, fps = self._frames_for(duration_seconds, frames, fps)
-        sampling = self._sampling(temperature, top_k, top_p, cfg)
+        sampling = self._sampling(temperature, top_k, top_p, cfg, decoding)
         seed = self.preset.sampling.seed if seed is None else seed
         cfgt = self.preset.tokenizer
         native = self._native_frames(frames, fps)
@@ -212,14 +213,14 @@ class VideoPoet:
 
     @torch.no_grad()
     def animate(self, image: torch.Tensor, prompt: str, *, duration_seconds=None, frames=None, fps=None, temperature=None,
-                top_k=None, top_p=None, cfg=None, seed=None, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
+                top_k=None, top_p=None, cfg=None, seed=None, decoding=None, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
         """Image (3, H, W) to video (T, 3, H, W); frame 0 is the image as the tokenizer reproduces it."""
         prompt = _check_prompt(prompt)
         if image.dim() not in (3, 4) or (image.dim() == 4 and image.shape[0] != 1):
             raise InvalidInput(f"animate takes one image (3, H, W), got shape {tuple(image.shape)}")
         image = self._fit(image.reshape(1, 1, *image.shape[-3:]))
         frames, fps = self._frames_for(duration_seconds, frames, fps)
-        sampling = self._sampling(temperature, top_k, top_p, cfg)
+        sampling = self._sampling(temperature, top_k, top_p, cfg, decoding)
         seed = self.preset.sampling.seed if seed is None else seed
         cfgt = self.preset.tokenizer
         n_tok = cfgt.tokens_per_latent_frame()
@@ -232,7 +233,7 @@ class VideoPoet:
 
     @torch.no_grad()
     def extend(self, video: torch.Tensor, prompt: Union[str, Seq[str]], seconds: float, *, fps=None, temperature=None,
-               top_k=None, top_p=None, cfg=None, seed=None, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
+               top_k=None, top_p=None, cfg=None, seed=None, decoding=None, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
         """Continue a clip (T, 3, H, W at the preset's fps and size) by `seconds`; returns input + new frames.
         A list of prompts changes the prompt from one extension window to the next."""
         prompts = [_check_prompt(p) for p in ([prompt] if isinstance(prompt, str) else prompt)]
@@ -245,7 +246,7 @@ class VideoPoet:
         add = round(seconds * native_fps)
         if video.shape[0] + add > MAX_FRAMES:
             raise InvalidInput(f"the result would have {video.shape[0] + add} frames; at most {MAX_FRAMES}")
-        sampling = self._sampling(temperature, top_k, top_p, cfg)
+        sampling = self._sampling(temperature, top_k, top_p, cfg, decoding)
         seed = self.preset.sampling.seed if seed is None else seed
         cfgt = self.preset.tokenizer
         per_window = cfgt.time_stride * (cfgt.latent_shape()[0] - CONTEXT_LATENTS)
@@ -260,7 +261,7 @@ class VideoPoet:
 
     @torch.no_grad()
     def stylize(self, source_video: torch.Tensor, style_prompt: str, *, motion_only: bool = False, temperature=None,
-                top_k=None, top_p=None, cfg=None, seed=None, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
+                top_k=None, top_p=None, cfg=None, seed=None, decoding=None, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
         """Restyle a clip (T, 3, H, W at the preset's fps and size) with the text; keeps layout and motion.
         motion_only conditions on optical flow alone (motion transfer). Long clips go window by window,
         each window's first latent frames taken from the previous output so there are no seams."""
@@ -269,7 +270,7 @@ class VideoPoet:
 
         style_prompt = _check_prompt(style_prompt)
         video = self._fit(source_video[None])[0]
-        sampling = self._sampling(temperature, top_k, top_p, cfg)
+        sampling = self._sampling(temperature, top_k, top_p, cfg, decoding)
         seed = self.preset.sampling.seed if seed is None else seed
         cfgt = self.preset.tokenizer
         L, tpf, F = cfgt.latent_shape()[0], cfgt.tokens_per_latent_frame(), cfgt.frames

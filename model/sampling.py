@@ -32,10 +32,11 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: f
     return logits
 
 
-def draw(logits: torch.Tensor, generator: Optional[torch.Generator]) -> torch.Tensor:
-    """Sample one id per row: argmax(p / E) with E ~ Exp(1) is a draw from p (no host sync)."""
+def draw(logits: torch.Tensor, generator: Optional[torch.Generator], noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Sample one id per row: argmax(p / E) with E ~ Exp(1) is a draw from p (no host sync).
+    Passing the noise E makes the draw a pure function of the logits (what Jacobi decoding needs)."""
     probs = logits.softmax(-1)
-    e = torch.empty_like(probs).exponential_(1.0, generator=generator)
+    e = torch.empty_like(probs).exponential_(1.0, generator=generator) if noise is None else noise
     return (probs / e).argmax(-1)
 
 
@@ -101,4 +102,74 @@ def sample_uncached(lm: PrefixLM, seq: Sequence, *, generator=None, temperature=
         logits = lm(run)[:, -1]
         step_logits = guided(logits, B, cfg) if use_cfg else logits
         out[:, i] = draw(filter_logits(step_logits, temperature, top_k, top_p), generator)
+    return out
+
+
+@torch.no_grad()
+def sample_jacobi(
+    lm: PrefixLM,
+    seq: Sequence,
+    *,
+    block: int = 8,
+    temperature: float = 1.0,
+    top_k: int = 0,
+    top_p: float = 1.0,
+    cfg: float = 1.0,
+    generator: Optional[torch.Generator] = None,
+    progress: Optional[Callable[[int, int], None]] = None,
+    cache_dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Parallel (Jacobi) decoding: each model call feeds the last exact token plus `block - 1` guesses.
+
+    The random noise of every position is drawn once, in position order, from the same generator the
+    sequential sampler uses, so a draw is a pure function of its logits. Token i+1 is exact whenever the
+    inputs before it were, so each call keeps the exact token it was fed a prefix for, plus every following
+    guess that turned out right: the output is the sequential sampler's (up to float rounding between a
+    block pass and a one-token pass), in fewer model calls when guesses hold (flat backgrounds repeat).
+    Returns the ids; `sample_jacobi.calls` holds the model calls of the last run.
+    """
+    B, n, P = seq.batch, seq.n_out, seq.prefix_len
+    forced = seq.tokens[:, P + 1 :] - N_SPECIAL
+    m = forced.shape[1]
+    use_cfg = cfg != 1.0
+    run = seq.doubled() if use_cfg else seq
+    device = seq.tokens.device
+    cache = lm.new_cache(run.batch, P + n, device, cache_dtype)
+    logits = lm.prefill(run, cache)
+    out = torch.empty(B, n, dtype=torch.long, device=device)
+    out[:, :m] = forced
+    noise: list[torch.Tensor] = []
+
+    def pick(lg: torch.Tensor, i: int) -> torch.Tensor:
+        while len(noise) <= i:  # draw each position's noise once, in order, exactly as `sample` does
+            noise.append(torch.empty(B, lg.shape[-1], device=device).exponential_(1.0, generator=generator))
+        lg = guided(lg, B, cfg) if use_cfg else lg
+        return draw(filter_logits(lg, temperature, top_k, top_p), None, noise[i])
+
+    calls = 1
+    if m >= n:
+        return out
+    while len(noise) < m:  # forced positions consume no noise in `sample` either
+        noise.append(None)  # type: ignore[arg-type]
+    out[:, m] = pick(logits, m)
+    a = m + 1  # tokens < a are exact; token a-1 is not yet in the cache
+    guess = out[:, a - 1 : a].expand(B, block - 1)  # first guess: the background continues
+    while a < n:
+        k = min(block, n - a)  # feed token a-1 and k-1 guesses (last fed index <= n-2); predict a .. a+k-1
+        chunk = torch.cat([out[:, a - 1 : a], guess[:, : k - 1]], 1)
+        feed = chunk.repeat(2, 1) if use_cfg else chunk
+        lg = lm.decode_chunk(feed, P + a, cache, P)
+        calls += 1
+        new = torch.stack([pick(lg[:, j], a + j) for j in range(k)], 1)
+        # new[:, 0] is exact; new[:, j] is exact if guesses 1..j matched new[:, 0..j-1]
+        match = (chunk[:, 1 : new.shape[1]] == new[:, : new.shape[1] - 1]).all(0)
+        c = 1 + int(torch.cumprod(match.int(), 0).sum()) if match.numel() else 1
+        out[:, a : a + c] = new[:, :c]
+        a += c
+        if progress is not None:
+            progress(a - m, n - m)
+        rest = new[:, c:]
+        pad = (out[:, a - 1 : a] if rest.shape[1] == 0 else rest[:, -1:]).expand(B, max(0, block - 1 - rest.shape[1]))
+        guess = torch.cat([rest, pad], 1)
+    sample_jacobi.calls = calls  # type: ignore[attr-defined]
     return out

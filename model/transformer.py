@@ -176,6 +176,12 @@ class PrefixLM(nn.Module):
         h = self._run(x, mask, 0, cache)
         return self.head(h[:, -1])
 
+    def decode_chunk(self, tokens: torch.Tensor, pos: int, cache: KVCache, prefix_len: int) -> torch.Tensor:
+        """Feed S visual ids (B, S) at positions pos..pos+S-1 (causal among themselves); logits (B, S, V)."""
+        x = self.embed(tokens + N_SPECIAL)
+        mask = prefix_lm_mask(cache.key_valid[:, : pos + tokens.shape[1]], prefix_len, pos, tokens.shape[1])
+        return self.head(self._run(x, mask, pos, cache))
+
     def decode_step(self, token: torch.Tensor, pos: int, cache: KVCache) -> torch.Tensor:
         """Feed one visual id (B,) at position pos; return logits (B, V) for the next one."""
         x = self.embed(token[:, None] + N_SPECIAL)

@@ -312,3 +312,18 @@ def test_preset_validation_names_key_and_file(tmp_path, patch, match):
 def test_unknown_preset():
     with pytest.raises(InvalidInput, match="unknown preset 'nope'"):
         load_preset("nope")
+
+
+@pytest.mark.parametrize("cfg, forced", [(1.0, 0), (2.5, 0), (2.5, 3)])
+def test_jacobi_decoding_gives_the_sequential_tokens(cfg, forced):
+    from model.sampling import sample_jacobi
+
+    lm = _lm()
+    seq = _seq("t2v", n_out=40)
+    if forced:
+        seq = dataclasses.replace(seq, tokens=torch.cat([seq.tokens, tasks.visual_token(torch.randint(0, 64, (2, forced)))], 1))
+    for s in range(3):
+        a = sample(lm, seq, generator=torch.Generator().manual_seed(s), cfg=cfg, top_k=30)
+        b = sample_jacobi(lm, seq, generator=torch.Generator().manual_seed(s), cfg=cfg, top_k=30, block=6)
+        assert torch.equal(a, b)
+        assert sample_jacobi.calls < 40 - forced + 1  # never more calls than sequential (prefill + n - 1)

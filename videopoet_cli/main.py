@@ -164,6 +164,7 @@ NumOpt = Annotated[int, typer.Option("--num", "-n", rich_help_panel=_SAMPLE, hel
 TemperatureOpt = Annotated[Optional[float], typer.Option("--temperature", rich_help_panel=_SAMPLE, help="Sampling temperature, > 0 (default: the preset's, 1.0).")]
 TopKOpt = Annotated[Optional[int], typer.Option("--top-k", rich_help_panel=_SAMPLE, help="Keep the k likeliest tokens; 0 = off.")]
 TopPOpt = Annotated[Optional[float], typer.Option("--top-p", rich_help_panel=_SAMPLE, help="Nucleus sampling mass in (0, 1]; 1 = off.")]
+DecodingOpt = Annotated[Optional[str], typer.Option("--decoding", metavar="sequential|jacobi", rich_help_panel=_SAMPLE, help="jacobi: several tokens per model call (parallel decoding); gives the same tokens as sequential for a seed, in fewer model calls. Default: the preset's.")]
 CfgOpt = Annotated[Optional[float], typer.Option("--cfg", rich_help_panel=_SAMPLE, help="Classifier-free guidance scale, >= 0 (1 = off; default: the preset's, 3.0).")]
 SecondsOpt = Annotated[Optional[float], typer.Option("--seconds", "-s", rich_help_panel=_TIME, help="Length in seconds, up to 150 (default 2). Not with --frames.")]
 FramesOpt = Annotated[Optional[int], typer.Option("--frames", rich_help_panel=_TIME, help="Exact number of frames, 1..1201. Not with --seconds.")]
@@ -226,8 +227,11 @@ class Sampling:
     top_k: Optional[int] = None
     top_p: Optional[float] = None
     cfg: Optional[float] = None
+    decoding: Optional[str] = None
 
     def validate(self) -> None:
+        if self.decoding is not None and self.decoding not in ("sequential", "jacobi"):
+            raise InvalidInput(f"--decoding must be sequential or jacobi, got {self.decoding!r}")
         if self.temperature is not None and not (self.temperature > 0 and math.isfinite(self.temperature)):
             raise InvalidInput(f"--temperature must be > 0, got {_fmt(self.temperature)}")
         if self.top_k is not None and self.top_k < 0:
@@ -243,7 +247,7 @@ class Sampling:
     def effective(self, preset: Any) -> dict:
         s = preset.sampling
         o = self.overrides()
-        return {k: o.get(k, getattr(s, k)) for k in ("temperature", "top_k", "top_p", "cfg")}
+        return {k: o.get(k, getattr(s, k)) for k in ("temperature", "top_k", "top_p", "cfg", "decoding")}
 
 
 def _check_timing(seconds: Optional[float], frames: Optional[int], fps: Optional[float]) -> None:
@@ -604,6 +608,7 @@ def generate(
     top_k: TopKOpt = None,
     top_p: TopPOpt = None,
     cfg: CfgOpt = None,
+    decoding: DecodingOpt = None,
     size: SizeOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
@@ -621,7 +626,7 @@ def generate(
         then_prompts = [_check_text(t, "a --then prompt") for t in (then or [])]
         run = _setup("generate", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=Sampling(temperature, top_k, top_p, cfg))
+                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding))
         prompts = _collect_prompts(prompt, prompts_file)
         out_fps = float(fps if fps is not None else run.preset.video.fps)
         n_frames = _frame_count(run.preset, seconds, frames, out_fps)
@@ -658,6 +663,7 @@ def animate(
     top_k: TopKOpt = None,
     top_p: TopPOpt = None,
     cfg: CfgOpt = None,
+    decoding: DecodingOpt = None,
     size: SizeOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
@@ -673,7 +679,7 @@ def animate(
         _check_input_path(image)
         run = _setup("animate", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=Sampling(temperature, top_k, top_p, cfg))
+                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding))
         out_fps = float(fps if fps is not None else run.preset.video.fps)
         n_frames = _frame_count(run.preset, seconds, frames, out_fps)
         jobs = run.plan([(text, i, {"input": image}) for i in range(num)], _input_stem(image, text))
@@ -709,6 +715,7 @@ def extend(
     top_k: TopKOpt = None,
     top_p: TopPOpt = None,
     cfg: CfgOpt = None,
+    decoding: DecodingOpt = None,
     size: SizeOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
@@ -724,7 +731,7 @@ def extend(
         _check_input_path(input)
         run = _setup("extend", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=Sampling(temperature, top_k, top_p, cfg))
+                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding))
         native = run.preset.video.fps
         out_fps = float(fps if fps is not None else native)
         extra = {"input": input, **({"then": prompts[1:]} if len(prompts) > 1 else {})}
@@ -763,6 +770,7 @@ def stylize(
     top_k: TopKOpt = None,
     top_p: TopPOpt = None,
     cfg: CfgOpt = None,
+    decoding: DecodingOpt = None,
     size: SizeOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
@@ -779,7 +787,7 @@ def stylize(
         _check_input_path(input)
         run = _setup("stylize", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=Sampling(temperature, top_k, top_p, cfg))
+                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding))
         extra = {"input": input, "motion_only": motion_only}
         jobs = run.plan([(text, i, extra) for i in range(num)], _input_stem(input, text))
         video, _ = _read_video_input(input, run.preset, run, max_seconds)

@@ -199,6 +199,7 @@ def eval_cmd(
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N prompts/clips per task (quick look)."),
     cfg: Optional[float] = typer.Option(None, "--cfg"),
     temperature: Optional[float] = typer.Option(None, "--temperature"),
+    decoding: Optional[str] = typer.Option(None, "--decoding", help="sequential or jacobi (parallel decoding)."),
     out: Path = typer.Option(Path("eval.json"), "--out", "-o", help="JSON report."),
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
@@ -227,7 +228,7 @@ def eval_cmd(
         if not out.parent.is_dir():
             raise InvalidInput(f"output folder does not exist: {out.parent}")
         vp = VideoPoet.from_pretrained(preset, checkpoint)
-        sampling = {k: v for k, v in dict(cfg=cfg, temperature=temperature).items() if v is not None}
+        sampling = {k: v for k, v in dict(cfg=cfg, temperature=temperature, decoding=decoding).items() if v is not None}
         console = Console(stderr=True)
         with console.status("evaluating") as status:
             report = run_eval(vp, chosen, limit, tick=lambda s: status.update(f"evaluating: {s}"), **sampling)
