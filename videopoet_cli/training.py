@@ -192,6 +192,37 @@ def train_lm_cmd(
     _run(body)
 
 
+@train_app.command("export")
+def export_cmd(
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="videopoet.safetensors from `train lm`."),
+    out: Path = typer.Option(..., "--out", help="Where to write the shippable weights."),
+    preset: str = typer.Option("tiny", "--preset"),
+    dtype: str = typer.Option("bf16", "--dtype", help="Storage type: bf16 (half the size) or fp32."),
+    overwrite: bool = typer.Option(False, "--overwrite"),
+) -> None:
+    """Write weights for shipping: checked against the preset, stored in bf16 (loaded back as fp32).
+
+    Example: videopoet train export --checkpoint runs/tiny/videopoet.safetensors --out presets/tiny.safetensors
+    """
+
+    def body():
+        import torch
+
+        from model.errors import InvalidInput
+        from model.pipeline import VideoPoet
+
+        types = {"bf16": torch.bfloat16, "fp32": None}
+        if dtype not in types:
+            raise InvalidInput(f"--dtype must be bf16 or fp32, got {dtype!r}")
+        if out.exists() and not overwrite:
+            raise InvalidInput(f"{out} exists; pass --overwrite to replace it")
+        vp = VideoPoet.from_pretrained(preset, checkpoint)
+        vp.save(out, dtype=types[dtype])
+        _log(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, {dtype})")
+
+    _run(body)
+
+
 def eval_cmd(
     preset: str = typer.Option("tiny", "--preset"),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights to evaluate (default: the preset's shipped weights)."),
