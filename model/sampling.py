@@ -46,6 +46,18 @@ def guided(logits: torch.Tensor, batch: int, cfg: float) -> torch.Tensor:
     return uncond + cfg * (cond - uncond)
 
 
+def _begin(lm: PrefixLM, seq: Sequence, use_cfg: bool, cache_dtype: torch.dtype):
+    """What both samplers start with: the given visual-out ids copied into the output, the prefix (doubled
+    for CFG) run once into a fresh cache. Returns (number given, cache, logits for the next id, output)."""
+    forced = seq.tokens[:, seq.prefix_len + 1 :] - N_SPECIAL
+    run = seq.doubled() if use_cfg else seq
+    cache = lm.new_cache(run.batch, seq.prefix_len + seq.n_out, seq.tokens.device, cache_dtype)
+    logits = lm.prefill(run, cache)
+    out = torch.empty(seq.batch, seq.n_out, dtype=torch.long, device=seq.tokens.device)
+    out[:, : forced.shape[1]] = forced
+    return forced.shape[1], cache, logits, out
+
+
 @torch.no_grad()
 def sample(
     lm: PrefixLM,
@@ -65,15 +77,8 @@ def sample(
     sampled: that is how a window continues from the previous one's output.
     """
     B, n = seq.batch, seq.n_out
-    forced = seq.tokens[:, seq.prefix_len + 1 :] - N_SPECIAL
-    m = forced.shape[1]
     use_cfg = cfg != 1.0
-    run = seq.doubled() if use_cfg else seq
-    device = seq.tokens.device
-    cache = lm.new_cache(run.batch, seq.prefix_len + n, device, cache_dtype)
-    logits = lm.prefill(run, cache)
-    out = torch.empty(B, n, dtype=torch.long, device=device)
-    out[:, :m] = forced
+    m, cache, logits, out = _begin(lm, seq, use_cfg, cache_dtype)
     for i in range(m, n):
         step_logits = guided(logits, B, cfg) if use_cfg else logits
         tok = draw(filter_logits(step_logits, temperature, top_k, top_p), generator)
@@ -129,29 +134,23 @@ def sample_jacobi(
     Returns the ids; `sample_jacobi.calls` holds the model calls of the last run.
     """
     B, n, P = seq.batch, seq.n_out, seq.prefix_len
-    forced = seq.tokens[:, P + 1 :] - N_SPECIAL
-    m = forced.shape[1]
     use_cfg = cfg != 1.0
-    run = seq.doubled() if use_cfg else seq
+    m, cache, logits, out = _begin(lm, seq, use_cfg, cache_dtype)
     device = seq.tokens.device
-    cache = lm.new_cache(run.batch, P + n, device, cache_dtype)
-    logits = lm.prefill(run, cache)
-    out = torch.empty(B, n, dtype=torch.long, device=device)
-    out[:, :m] = forced
-    noise: list[torch.Tensor] = []
+    noise: list[torch.Tensor] = []  # noise[i - m] is position i's, drawn once and in order, as `sample` does
 
     def pick(lg: torch.Tensor, i: int) -> torch.Tensor:
-        while len(noise) <= i:  # draw each position's noise once, in order, exactly as `sample` does
+        while len(noise) <= i - m:
             noise.append(torch.empty(B, lg.shape[-1], device=device).exponential_(1.0, generator=generator))
         lg = guided(lg, B, cfg) if use_cfg else lg
-        return draw(filter_logits(lg, temperature, top_k, top_p), None, noise[i])
+        return draw(filter_logits(lg, temperature, top_k, top_p), None, noise[i - m])
 
     calls = 1
     if m >= n:
         return out
-    while len(noise) < m:  # forced positions consume no noise in `sample` either
-        noise.append(None)  # type: ignore[arg-type]
     out[:, m] = pick(logits, m)
+    if progress is not None:
+        progress(1, n - m)
     a = m + 1  # tokens < a are exact; token a-1 is not yet in the cache
     guess = out[:, a - 1 : a].expand(B, block - 1)  # first guess: the background continues
     while a < n:
