@@ -117,3 +117,31 @@ def test_torchrun_two_processes(setup, tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "done: step 3" in r.stderr
     assert (tmp_path / "videopoet.safetensors").exists()
+
+
+def test_user_folder_skips_unreadable_files_and_counts_them(tmp_path):
+    import json
+
+    from model.data.sources import folder_clips, write_world
+
+    write_world(tmp_path, 3, seed=1, frames=9, size=32, fps=8)
+    (tmp_path / "clips" / "broken.mp4").write_bytes(b"not a video")
+    with open(tmp_path / "captions.jsonl", "a") as f:
+        f.write(json.dumps({"video": "clips/broken.mp4", "caption": "x"}) + "\n")
+        f.write(json.dumps({"video": "clips/missing.mp4", "caption": "y"}) + "\n")
+        f.write("{not json\n")
+    clips = folder_clips(tmp_path, frames=9, size=16, fps=8, log=lambda s: None)
+    assert clips.clips.shape == (3, 9, 16, 16, 3)
+    assert sum(clips.skipped.values()) == 3
+    assert len(clips.captions) == 3 and all(len(c) == 1 and c[0] for c in clips.captions)
+
+
+def test_train_cli_errors_are_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from videopoet_cli.main import app
+
+    r = CliRunner().invoke(app, ["train", "lm", "--tokenizer", str(tmp_path / "nope.safetensors"), "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "not found" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["train", "tokenizer", "--data", str(tmp_path / "nodir"), "--out", str(tmp_path)])
+    assert r.exit_code == 2 and "not a folder" in r.output

@@ -50,14 +50,11 @@ def _log(msg: str) -> None:
 
 
 def _run(fn):
-    """Run a command body: user errors become one line on stderr and an exit status."""
-    from model.errors import VideoPoetError
+    """Run a command body under the CLI's guard: user errors become one line on stderr and an exit status."""
+    from .main import _guard
 
-    try:
+    with _guard():
         return fn()
-    except VideoPoetError as e:
-        _log(f"error: {e}")
-        raise typer.Exit(e.exit_code) from None
 
 
 @data_app.command("synth")
@@ -163,8 +160,12 @@ def train_lm_cmd(
         from model.tokenizer import VideoTokenizer
         from model.train.lm import pretokenize, train_lm
 
+        from model.errors import InvalidInput
+
         p = load_preset(preset)
         t = p.tokenizer
+        if not tokenizer.is_file():
+            raise InvalidInput(f"--tokenizer: file not found: {tokenizer}")
         key = hashlib.sha256(f"{data}|{data_seed}|{controls}|{file_hash(tokenizer)}".encode()).hexdigest()[:10]
         data_path = Path(out) / f"lm-data-{key}.safetensors"
         rank = int(os.environ.get("RANK", "0"))
