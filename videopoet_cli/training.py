@@ -133,7 +133,7 @@ def train_lm_cmd(
     data: str = typer.Option("world:16000", "--data", help="world:N or a folder with captions.jsonl."),
     data_seed: int = typer.Option(2, "--data-seed"),
     controls: int = typer.Option(4000, "--controls", min=0, help="Clips whose control videos are made (stylize/motion tasks)."),
-    steps: int = typer.Option(1500, "--steps", min=1),
+    steps: int = typer.Option(2000, "--steps", min=1),
     batch: int = typer.Option(24, "--batch", min=1),
     lr: float = typer.Option(1.5e-3, "--lr"),
     out: Path = typer.Option(Path("runs/tiny"), "--out"),
@@ -143,7 +143,7 @@ def train_lm_cmd(
     """Train the prefix LM on the multi-task mixture (writes OUT/videopoet.safetensors).
 
     The data is tokenized once and cached in OUT/lm-data-*.safetensors.
-    Example: videopoet train lm --tokenizer runs/tiny/tokenizer.safetensors --data world:16000 --steps 1500
+    Example: videopoet train lm --tokenizer runs/tiny/tokenizer.safetensors --data world:16000 --steps 2000
     Several processes: torchrun --nproc_per_node 2 -m videopoet_cli train lm ...
     """
 
