@@ -103,7 +103,14 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]
 
 
 def checkpoint_config(meta: dict[str, str]) -> dict[str, Any]:
-    return json.loads(meta.get("config", "{}"))
+    """The config a checkpoint was built with; keys added since it was written read as the old behaviour."""
+    from .config import LEGACY_DEFAULTS
+
+    config = json.loads(meta.get("config", "{}"))
+    for section, defaults in LEGACY_DEFAULTS.items():
+        if isinstance(config.get(section), dict):
+            config[section] = {**defaults, **config[section]}
+    return config
 
 
 def compare_configs(expected: dict[str, Any], found: dict[str, Any], path: Path, prefix: str = "") -> None:
@@ -118,7 +125,13 @@ def compare_configs(expected: dict[str, Any], found: dict[str, Any], path: Path,
         if isinstance(a, dict) and isinstance(b, dict):
             compare_configs(a, b, path, full + ".")
         elif a != b:
-            raise CheckpointError(f"{path}: config mismatch at '{full}': preset has {a!r}, checkpoint has {b!r}")
+            from .config import LEGACY_DEFAULTS
+
+            section, _, name = full.partition(".")
+            hint = ""
+            if LEGACY_DEFAULTS.get(section, {}).get(name, object()) == b:
+                hint = f" (how checkpoints written before '{full}' existed work; load the checkpoint by its path alone to use it as trained)"
+            raise CheckpointError(f"{path}: config mismatch at '{full}': preset has {a!r}, checkpoint has {b!r}{hint}")
 
 
 def load_into(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path: Path) -> None:

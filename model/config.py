@@ -16,6 +16,12 @@ from .errors import InvalidInput
 
 PRESETS_PACKAGE = "model.presets"
 DECODINGS = ("sequential", "jacobi")
+PADS = ("replicate", "zeros")
+ROPES = ("1d", "3d")
+
+# Config keys added after checkpoints were first written, with the value that reproduces how those older
+# checkpoints were built: a key a checkpoint lacks reads as this (model.checkpoint.checkpoint_config).
+LEGACY_DEFAULTS = {"tokenizer": {"pad": "zeros"}, "lm": {"rope": "1d"}}
 
 
 @dataclass
@@ -30,8 +36,9 @@ class TokenizerConfig:
     channels: list[int] = field(default_factory=lambda: [128, 192])  # one entry per level; each level after the first halves H, W
     res_blocks: int = 2  # residual blocks per level
     bits: int = 12  # LFQ channels; vocabulary is 2**bits
-    entropy_weight: float = 0.1
+    entropy_weight: float = 0.01  # LFQ batch-entropy term; large weights make flat data encode position
     commit_weight: float = 0.25
+    pad: str = "replicate"  # "replicate": ids mean content (see model.tokenizer); "zeros": first checkpoints
 
     @property
     def spatial_stride(self) -> int:
@@ -68,6 +75,8 @@ class TokenizerConfig:
             )
         if not 1 <= self.bits <= 20:
             raise InvalidInput(f"{where}: tokenizer.bits must be in 1..20, got {self.bits}")
+        if self.pad not in PADS:
+            raise InvalidInput(f"{where}: tokenizer.pad must be one of {', '.join(PADS)}, got {self.pad!r}")
 
 
 @dataclass
@@ -81,6 +90,7 @@ class LMConfig:
     text_dim: int = 384  # width of the frozen text encoder's states
     max_text_tokens: int = 16  # per-token states kept in the prefix (plus one pooled vector)
     rope_base: float = 10000.0
+    rope: str = "3d"  # "3d": visual ids rotate by (latent frame, row, column); "1d": by sequence index
     text_dropout: float = 0.1  # fraction of training samples whose text is dropped (for CFG)
 
     def validate(self, where: str) -> None:
@@ -89,6 +99,8 @@ class LMConfig:
                 raise InvalidInput(f"{where}: lm.{name} must be positive, got {getattr(self, name)}")
         if self.dim % self.n_heads or (self.dim // self.n_heads) % 2:
             raise InvalidInput(f"{where}: lm.dim={self.dim} must split into n_heads={self.n_heads} even-sized heads")
+        if self.rope not in ROPES:
+            raise InvalidInput(f"{where}: lm.rope must be one of {', '.join(ROPES)}, got {self.rope!r}")
         if not 0.0 <= self.text_dropout < 1.0:
             raise InvalidInput(f"{where}: lm.text_dropout must be in [0, 1), got {self.text_dropout}")
 

@@ -7,6 +7,7 @@ synchronizes with the host (no .item()), which matters when the step is a few mi
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, Optional
 
 import torch
@@ -99,10 +100,7 @@ def sample_uncached(lm: PrefixLM, seq: Sequence, *, generator=None, temperature=
     use_cfg = cfg != 1.0
     out = torch.empty(B, n, dtype=torch.long, device=seq.tokens.device)
     for i in range(n):
-        cur = Sequence(
-            torch.cat([seq.tokens[:, : seq.prefix_len + 1], visual_token(out[:, :i])], 1), seq.text_start,
-            seq.text_states, seq.text_valid, seq.text_pooled, seq.has_text, seq.prefix_len, i + 1,
-        )  # fmt: skip
+        cur = dataclasses.replace(seq, tokens=torch.cat([seq.tokens[:, : seq.prefix_len + 1], visual_token(out[:, :i])], 1), n_out=i + 1)
         run = cur.doubled() if use_cfg else cur
         logits = lm(run)[:, -1]
         step_logits = guided(logits, B, cfg) if use_cfg else logits

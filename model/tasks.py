@@ -43,6 +43,9 @@ class Sequence:
     has_text: torch.Tensor  # (B,) bool
     prefix_len: int  # index of <bov_o>: positions before it are the bidirectional prefix
     n_out: int  # visual-out ids this layout produces
+    in_start: int = -1  # index of the first visual-in id (-1: no visual input)
+    n_in: int = 0  # visual-in ids
+    out_follows_in: bool = False  # visual-out continues visual-in in time (i2v, continue); else they are aligned
 
     @property
     def batch(self) -> int:
@@ -61,19 +64,16 @@ class Sequence:
 
     def without_text(self) -> "Sequence":
         """The same prefix with the text dropped: the unconditional half of CFG."""
-        return Sequence(
-            self.tokens, self.text_start, self.text_states, torch.zeros_like(self.text_valid),
-            self.text_pooled, torch.zeros_like(self.has_text), self.prefix_len, self.n_out,
-        )  # fmt: skip
+        return dataclasses.replace(self, text_valid=torch.zeros_like(self.text_valid), has_text=torch.zeros_like(self.has_text))
 
     def doubled(self) -> "Sequence":
         """[conditional; unconditional] in one batch, so CFG costs one model call per step."""
         u = self.without_text()
         cat = torch.cat
-        return Sequence(
-            cat([self.tokens, u.tokens]), self.text_start, cat([self.text_states, u.text_states]),
-            cat([self.text_valid, u.text_valid]), cat([self.text_pooled, u.text_pooled]),
-            cat([self.has_text, u.has_text]), self.prefix_len, self.n_out,
+        return dataclasses.replace(
+            self, tokens=cat([self.tokens, u.tokens]), text_states=cat([self.text_states, u.text_states]),
+            text_valid=cat([self.text_valid, u.text_valid]), text_pooled=cat([self.text_pooled, u.text_pooled]),
+            has_text=cat([self.has_text, u.has_text]),
         )  # fmt: skip
 
 
@@ -103,7 +103,10 @@ def build(
     text_start = 3
     parts.append(torch.full((B, 1 + Lt), SPECIAL["<pad>"], dtype=torch.long, device=dev))
     parts.append(tok("<eot_i>"))
+    in_start, n_in = -1, 0
     if visual_in is not None:
+        in_start = sum(p.shape[1] for p in parts) + 1
+        n_in = visual_in.reshape(B, -1).shape[1]
         parts += [tok("<bov_i>"), visual_token(visual_in.reshape(B, -1).long()), tok("<eov_i>")]
     parts.append(tok("<res>"))
     prefix_len = sum(p.shape[1] for p in parts)
@@ -113,4 +116,7 @@ def build(
     if has_text is None:
         has_text = text_valid.any(dim=1)
     text_valid = text_valid & has_text[:, None]
-    return Sequence(torch.cat(parts, 1), text_start, text_states, text_valid, text_pooled, has_text, prefix_len, n_out)
+    return Sequence(
+        torch.cat(parts, 1), text_start, text_states, text_valid, text_pooled, has_text, prefix_len, n_out,
+        in_start, n_in, task in ("i2v", "continue"),
+    )  # fmt: skip

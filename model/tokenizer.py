@@ -4,6 +4,12 @@ Causality: frame 0 is repeated `time_stride - 1` times in front, so the clip spl
 `time_stride` frames with frame 0 alone in the first group; time convolutions pad only on the past side
 and normalization is per frame. Latent frame j therefore depends only on frames <= time_stride * j, and an
 image is simply a 1-frame video that shares the vocabulary.
+
+Ids must say *what* is in a cell, not *where* it is: with `pad="replicate"` the past is padded by
+repeating the first frame (as CogVideoX's causal convolution does) and the borders by repeating the edge,
+so a constant clip stays constant through every layer (one id everywhere, in every latent frame), a still
+clip gives the same ids in every latent frame, and ids shift with the scene. Zero padding (`pad="zeros"`,
+the first checkpoints) gives every border position and latent frame its own context, and so its own ids.
 """
 
 from __future__ import annotations
@@ -17,12 +23,17 @@ from .lfq import LFQ, ids_to_bits
 
 
 class CausalConv3d(nn.Module):
-    def __init__(self, cin: int, cout: int, kernel: int = 3):
+    """3D convolution that pads time on the past side only; `pad` is "replicate" or "zeros"."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 3, pad: str = "replicate"):
         super().__init__()
-        self.tpad = kernel - 1
-        self.conv = nn.Conv3d(cin, cout, kernel, padding=(0, kernel // 2, kernel // 2))
+        self.tpad, self.spad, self.replicate = kernel - 1, kernel // 2, pad == "replicate"
+        self.conv = nn.Conv3d(cin, cout, kernel, padding=0 if self.replicate else (0, self.spad, self.spad))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, T, H, W)
+        if self.replicate:
+            s = self.spad
+            return self.conv(F.pad(x, (s, s, s, s, self.tpad, 0), mode="replicate"))
         return self.conv(F.pad(x, (0, 0, 0, 0, self.tpad, 0)))
 
 
@@ -45,10 +56,10 @@ class FrameGroupNorm(nn.Module):
 
 
 class ResBlock(nn.Module):
-    def __init__(self, ch: int):
+    def __init__(self, ch: int, pad: str):
         super().__init__()
-        self.n1, self.c1 = FrameGroupNorm(ch), CausalConv3d(ch, ch)
-        self.n2, self.c2 = FrameGroupNorm(ch), CausalConv3d(ch, ch)
+        self.n1, self.c1 = FrameGroupNorm(ch), CausalConv3d(ch, ch, pad=pad)
+        self.n2, self.c2 = FrameGroupNorm(ch), CausalConv3d(ch, ch, pad=pad)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.c1(F.silu(self.n1(x)))
@@ -72,14 +83,14 @@ class Encoder(nn.Module):
         super().__init__()
         ch = cfg.channels
         stem = 3 * cfg.time_stride * cfg.patch * cfg.patch
-        self.conv_in = CausalConv3d(stem, ch[0])
+        self.conv_in = CausalConv3d(stem, ch[0], pad=cfg.pad)
         self.levels = nn.ModuleList()
         for i, c in enumerate(ch):
-            blocks: list[nn.Module] = [ResBlock(c) for _ in range(cfg.res_blocks)]
+            blocks: list[nn.Module] = [ResBlock(c, cfg.pad) for _ in range(cfg.res_blocks)]
             self.levels.append(nn.Sequential(*blocks))
         self.down = nn.ModuleList(nn.Conv3d(4 * ch[i], ch[i + 1], 1) for i in range(len(ch) - 1))
         self.norm_out = FrameGroupNorm(ch[-1])
-        self.conv_out = CausalConv3d(ch[-1], cfg.bits)
+        self.conv_out = CausalConv3d(ch[-1], cfg.bits, pad=cfg.pad)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(x)
@@ -95,11 +106,11 @@ class Decoder(nn.Module):
         super().__init__()
         ch = cfg.channels[::-1]
         stem = 3 * cfg.time_stride * cfg.patch * cfg.patch
-        self.conv_in = CausalConv3d(cfg.bits, ch[0])
-        self.levels = nn.ModuleList(nn.Sequential(*[ResBlock(c) for _ in range(cfg.res_blocks)]) for c in ch)
+        self.conv_in = CausalConv3d(cfg.bits, ch[0], pad=cfg.pad)
+        self.levels = nn.ModuleList(nn.Sequential(*[ResBlock(c, cfg.pad) for _ in range(cfg.res_blocks)]) for c in ch)
         self.up = nn.ModuleList(nn.Conv3d(ch[i], 4 * ch[i + 1], 1) for i in range(len(ch) - 1))
         self.norm_out = FrameGroupNorm(ch[-1])
-        self.conv_out = CausalConv3d(ch[-1], stem)
+        self.conv_out = CausalConv3d(ch[-1], stem, pad=cfg.pad)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         h = self.conv_in(z)

@@ -1,5 +1,13 @@
 """PrefixLM: a decoder-only transformer, bidirectional over the prefix and causal over the output.
 
+Positions: with `rope="3d"` (Lumos-1's and Qwen2-VL's multi-axis rotary positions; LlamaGen uses the 2-D
+case) a visual id at latent frame t, row h, column w rotates by (B + t, B + h, B + w) on three disjoint
+sets of frequencies, B being one base per sequence; every other token by its index on all three axes, so
+text reads as with 1-D rotary positions. A cell's neighbours are then at the same relative offsets in
+every frame and every segment: the same cell of the control video and of the output are at offset 0,
+the next latent frame is +1 in time. `rope="1d"` rotates every token by its sequence index (the first
+checkpoints). The tables of a sequence are computed once and kept in the KV cache for decoding.
+
 Pre-norm blocks with RMSNorm, rotary positions and SwiGLU; fused QKV and gate/up weights (fewer, larger
 ops: at this size per-call overhead, not arithmetic, is the cost). A static KV cache is written by index,
 so sampling is prefill once + one small step per token with no per-step allocation of the cache.
@@ -31,6 +39,45 @@ def rope_tables(n: int, head_dim: int, base: float, device=None) -> tuple[torch.
     return ang.cos(), ang.sin()
 
 
+def rope_axes(head_dim: int) -> tuple[int, int, int]:
+    """Frequency pairs given to (time, row, column): a quarter to time, the rest split between rows and columns."""
+    pairs = head_dim // 2
+    hw = (3 * pairs) // 8
+    return pairs - 2 * hw, hw, hw
+
+
+def rope_tables_3d(pos: torch.Tensor, head_dim: int, base: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """pos: (n, 3) positions (t, h, w) -> cos, sin (n, hd/2); each axis has its own frequency ladder."""
+    angles = []
+    for axis, k in enumerate(rope_axes(head_dim)):
+        if k == 0:
+            continue
+        inv = 1.0 / base ** (torch.arange(k, device=pos.device).float() / k)
+        angles.append(pos[:, axis, None].float() * inv)
+    ang = torch.cat(angles, dim=-1)
+    return ang.cos(), ang.sin()
+
+
+def positions_3d(seq: Sequence, n: int, grid: tuple[int, int]) -> torch.Tensor:
+    """(n, 3) rotary positions of the first n tokens of seq's layout (see the module docstring)."""
+    gh, gw = grid
+    tpf = gh * gw
+    pos = torch.arange(n, device=seq.tokens.device)[:, None].repeat(1, 3)
+    base = seq.in_start if seq.n_in else seq.prefix_len + 1
+
+    def cells(j: torch.Tensor, t0: int) -> torch.Tensor:
+        return base + torch.stack([t0 + j // tpf, (j % tpf) // gw, j % gw], dim=1)
+
+    if seq.n_in:
+        j = torch.arange(min(seq.n_in, max(0, n - seq.in_start)), device=pos.device)
+        pos[seq.in_start : seq.in_start + len(j)] = cells(j, 0)
+    first_out = seq.prefix_len + 1
+    if n > first_out:
+        t0 = seq.n_in // tpf if seq.out_follows_in else 0
+        pos[first_out:n] = cells(torch.arange(n - first_out, device=pos.device), t0)
+    return pos
+
+
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """x: (..., S, hd); cos/sin: (S, hd/2). Rotates pairs (first half, second half)."""
     x1, x2 = x.float().chunk(2, dim=-1)
@@ -47,6 +94,7 @@ class KVCache:
         self.v = torch.zeros(shape, device=device, dtype=dtype)
         self.key_valid = torch.zeros(batch, max_len, dtype=torch.bool, device=device)
         self.max_len = max_len
+        self.cos = self.sin = torch.empty(0)  # rotary tables of the sequence, set by prefill
 
 
 class Attention(nn.Module):
@@ -103,9 +151,10 @@ def prefix_lm_mask(key_valid: torch.Tensor, prefix_len: int, q_start: int = 0, n
 
 
 class PrefixLM(nn.Module):
-    def __init__(self, cfg: LMConfig, visual_vocab: int):
+    def __init__(self, cfg: LMConfig, visual_vocab: int, grid: tuple[int, int] = (8, 8)):
+        """grid: (rows, columns) of a latent frame; `visual_vocab` ids; positions as `cfg.rope` says."""
         super().__init__()
-        self.cfg, self.visual_vocab = cfg, visual_vocab
+        self.cfg, self.visual_vocab, self.grid = cfg, visual_vocab, tuple(grid)
         self.embed = nn.Embedding(N_SPECIAL + visual_vocab, cfg.dim)
         self.text_proj = nn.Linear(cfg.text_dim, cfg.dim)
         self.pool_proj = nn.Linear(cfg.text_dim, cfg.dim)
@@ -128,12 +177,16 @@ class PrefixLM(nn.Module):
         elif isinstance(m, nn.Embedding):
             nn.init.normal_(m.weight, std=0.02)
 
-    def rope(self, n: int, device) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._rope_len < n or self._cos.device != torch.device(device):
+    def rope(self, seq: Sequence, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos, sin (n, hd/2) for the first n positions of seq's layout."""
+        hd, device = self.cfg.dim // self.cfg.n_heads, seq.tokens.device
+        if self.cfg.rope == "3d":
+            return rope_tables_3d(positions_3d(seq, n, self.grid), hd, self.cfg.rope_base)
+        if self._rope_len < n or self._cos.device != device:
             n2 = max(n, 1024)
-            self._cos, self._sin = rope_tables(n2, self.cfg.dim // self.cfg.n_heads, self.cfg.rope_base, device)
+            self._cos, self._sin = rope_tables(n2, hd, self.cfg.rope_base, device)
             self._rope_len = n2
-        return self._cos, self._sin
+        return self._cos[:n], self._sin[:n]
 
     def embed_sequence(self, seq: Sequence, upto: int) -> torch.Tensor:
         """Token embeddings with the text slot replaced by projected text states."""
@@ -147,9 +200,8 @@ class PrefixLM(nn.Module):
         states = self.text_proj(seq.text_states.to(dtype))
         return torch.cat([x[:, :s], pooled[:, None], states, x[:, s + 1 + Lt :]], dim=1)
 
-    def _run(self, x, mask, start, cache=None):
-        cos, sin = self.rope(start + x.shape[1], x.device)
-        cos, sin = cos[start : start + x.shape[1]], sin[start : start + x.shape[1]]
+    def _run(self, x, mask, start, cos, sin, cache=None):
+        """Blocks over x (positions start.. of the sequence); cos/sin are the tables for exactly those."""
         for i, blk in enumerate(self.blocks):
             x = blk(x, cos, sin, mask, cache, i, start)
         return self.norm(x)
@@ -159,7 +211,7 @@ class PrefixLM(nn.Module):
         S = seq.prefix_len + seq.n_out  # <bov_o> and all but the last visual-out token are inputs
         x = self.embed_sequence(seq, S)
         mask = prefix_lm_mask(seq.key_valid()[:, :S], seq.prefix_len)
-        h = self._run(x, mask, 0)
+        h = self._run(x, mask, 0, *self.rope(seq, S))
         return self.head(h[:, seq.prefix_len : S])
 
     def new_cache(self, batch: int, max_len: int, device, dtype=torch.float32) -> KVCache:
@@ -173,19 +225,21 @@ class PrefixLM(nn.Module):
         cache.key_valid[:, :S] = seq.key_valid()[:, :S]
         cache.key_valid[:, S:] = True  # output positions: valid once written, and only those <= pos are read
         mask = prefix_lm_mask(cache.key_valid[:, :S], seq.prefix_len)
-        h = self._run(x, mask, 0, cache)
+        cache.cos, cache.sin = self.rope(seq, cache.max_len)
+        h = self._run(x, mask, 0, cache.cos[:S], cache.sin[:S], cache)
         return self.head(h[:, -1])
 
     def decode_chunk(self, tokens: torch.Tensor, pos: int, cache: KVCache, prefix_len: int) -> torch.Tensor:
         """Feed S visual ids (B, S) at positions pos..pos+S-1 (causal among themselves); logits (B, S, V)."""
         x = self.embed(tokens + N_SPECIAL)
-        mask = prefix_lm_mask(cache.key_valid[:, : pos + tokens.shape[1]], prefix_len, pos, tokens.shape[1])
-        return self.head(self._run(x, mask, pos, cache))
+        S = tokens.shape[1]
+        mask = prefix_lm_mask(cache.key_valid[:, : pos + S], prefix_len, pos, S)
+        return self.head(self._run(x, mask, pos, cache.cos[pos : pos + S], cache.sin[pos : pos + S], cache))
 
     def decode_step(self, token: torch.Tensor, pos: int, cache: KVCache) -> torch.Tensor:
         """Feed one visual id (B,) at position pos; return logits (B, V) for the next one."""
         x = self.embed(token[:, None] + N_SPECIAL)
         # a new output token sees every valid key up to itself (the prefix is all before it): a view, no compute
         mask = cache.key_valid[:, None, None, : pos + 1]
-        h = self._run(x, mask, pos, cache)
+        h = self._run(x, mask, pos, cache.cos[pos : pos + 1], cache.sin[pos : pos + 1], cache)
         return self.head(h[:, -1])

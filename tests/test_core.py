@@ -206,7 +206,7 @@ def test_filter_logits():
 # -- facade: seeds, checkpoints ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def micro(tmp_path_factory) -> tuple[VideoPoet, Path]:
-    vp = VideoPoet(small_preset(), VideoTokenizer(SMALL_TOK), PrefixLM(SMALL_LM, 64))
+    vp = VideoPoet(small_preset(), VideoTokenizer(SMALL_TOK), PrefixLM(SMALL_LM, 64, SMALL_TOK.latent_shape()[1:]))
     path = tmp_path_factory.mktemp("ckpt") / "micro.safetensors"
     vp.save(path)
     return vp, path

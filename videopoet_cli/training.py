@@ -93,6 +93,7 @@ def train_tokenizer_cmd(
     out: Path = typer.Option(Path("runs/tiny"), "--out"),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/tokenizer-state.safetensors."),
     seed: int = typer.Option(0, "--seed"),
+    entropy_anneal: int = typer.Option(0, "--entropy-anneal", min=0, help="Steps over which the LFQ entropy weight falls from 3x to 1x (0 = constant)."),
 ) -> None:
     """Train the causal LFQ video tokenizer (writes OUT/tokenizer.safetensors).
 
@@ -120,7 +121,7 @@ def train_tokenizer_cmd(
         _log(f"{len(clipset.clips)} clips, {n_ctrl} control videos, skipped: {clipset.skipped or 'none'}")
         with StepReporter("tokenizer") as rep:
             r = train_tokenizer(t, clipset.clips, controls, held, out, steps, batch, lr, seed=seed, resume=resume,
-                                on_progress=rep, log=_log)  # fmt: skip
+                                entropy_anneal=entropy_anneal, on_progress=rep, log=_log)  # fmt: skip
         _log(f"done: step {r['step']}, held-out PSNR {r.get('psnr_held_out', float('nan')):.2f} dB -> {out / 'tokenizer.safetensors'}")
 
     _run(body)

@@ -53,6 +53,7 @@ def train_tokenizer(
     resume: bool = False,
     save_every: int = 250,
     eval_every: int = 500,
+    entropy_anneal: int = 0,
     on_progress: Optional[ProgressFn] = None,
     log=print,
 ) -> dict:
@@ -88,7 +89,9 @@ def train_tokenizer(
             x = to_batch(np.concatenate(parts), device)
             if rng.random() < 0.5:  # horizontal flip: free variety
                 x = x.flip(-1)
-            entropy_scale = 3.0 - 2.0 * min(1.0, step / 2000)  # 0.3 -> 0.1 with weight 0.1
+            # optional warm-up of the entropy term (3x -> 1x over `entropy_anneal` steps, the paper's schedule);
+            # off by default: on flat-coloured data a strong batch-entropy push makes ids encode position
+            entropy_scale = 3.0 - 2.0 * min(1.0, step / entropy_anneal) if entropy_anneal > 0 else 1.0
             with autocast(device):
                 rec, _, aux, stats = train_model(x, entropy_scale)
             recon = ((rec.float() - x) ** 2).mean()
