@@ -14,13 +14,14 @@ import numpy as np
 import torch
 
 from .analysis import adherence, psnr, read_clip
+from .diagnostics import teacher_forced, token_properties
 from .data import world
 from .data.captions import canonical_caption, eval_prompts
 from .pipeline import VideoPoet
 from .video_io import from_uint8, to_uint8
 
 EVAL_SEED = 4242  # clips for video-to-video tasks; training draws from other seeds
-TASKS = ("tokenizer", "t2v", "variety", "stylize", "motion", "animate", "extend")
+TASKS = ("tokenizer", "lm", "t2v", "variety", "stylize", "motion", "animate", "extend")
 Tick = Optional[Callable[[str], None]]
 
 
@@ -39,7 +40,7 @@ def eval_tokenizer(vp: VideoPoet, n: int = 64) -> dict:
     for c in clips:
         rec = to_uint8(vp.tokenizer.decode(vp.tokenizer.encode(from_uint8(c)[None]))[0])
         vals.append(psnr(c, rec))
-    return {"psnr_db": float(np.mean(vals)), "n": n}
+    return {"psnr_db": float(np.mean(vals)), "n": n, "token_properties": token_properties(vp.tokenizer)}
 
 
 def eval_t2v(vp: VideoPoet, kind: str, limit: Optional[int] = None, tick: Tick = None, **sampling) -> dict:
@@ -150,14 +151,26 @@ def eval_extend(vp: VideoPoet, n: int = 10, seconds: float = 10.0, tick: Tick = 
     return {"keeps_color_shape": _rate(keep), "smooth_seams": _rate(smooth), "n": n, "seconds": seconds}
 
 
+def _repo_relative(path) -> str:
+    """A checkpoint path as the report records it: relative to the repository, never a machine path."""
+    from pathlib import Path
+
+    if path is None:
+        return "none"
+    p, root = Path(path).resolve(), Path(__file__).resolve().parent.parent
+    return str(p.relative_to(root)) if p.is_relative_to(root) else p.name
+
+
 def run_eval(vp: VideoPoet, tasks: tuple[str, ...] = TASKS, limit: Optional[int] = None, tick: Tick = None, **sampling) -> dict:
     torch.manual_seed(0)
-    report: dict = {"preset": vp.preset.name, "checkpoint": str(vp.checkpoint), "checkpoint_hash": vp.checkpoint_hash,
+    report: dict = {"preset": vp.preset.name, "checkpoint": _repo_relative(vp.checkpoint), "checkpoint_hash": vp.checkpoint_hash,
                     "sampling": {**vp._sampling(None, None, None, None), **sampling}}  # fmt: skip
     t0 = time.time()
     small = limit or 20
     if "tokenizer" in tasks:
         report["tokenizer"] = eval_tokenizer(vp)
+    if "lm" in tasks:
+        report["lm_teacher_forced"] = teacher_forced(vp)
     if "t2v" in tasks:
         report["t2v_heldout_combos"] = eval_t2v(vp, "heldout_combos", limit, tick, **sampling)
         report["t2v_unseen_wordings"] = eval_t2v(vp, "unseen_wordings", limit, tick, **sampling)

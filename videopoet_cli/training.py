@@ -228,7 +228,7 @@ def export_cmd(
 def eval_cmd(
     preset: str = typer.Option("tiny", "--preset"),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights to evaluate (default: the preset's shipped weights)."),
-    tasks: str = typer.Option("tokenizer,t2v,variety,stylize,motion,animate,extend", "--tasks", help="Comma-separated subset."),
+    tasks: str = typer.Option("tokenizer,lm,t2v,variety,stylize,motion,animate,extend", "--tasks", help="Comma-separated subset."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N prompts/clips per task (quick look)."),
     cfg: Optional[float] = typer.Option(None, "--cfg"),
     temperature: Optional[float] = typer.Option(None, "--temperature"),
@@ -237,7 +237,8 @@ def eval_cmd(
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
     """Measure prompt adherence (colour, shape, motion), steadiness, seed variety, the video-to-video
-    tasks and the tokenizer's PSNR, on prompts and clips kept out of training; print a table, write JSON.
+    tasks, the tokenizer's PSNR and token properties, and the LM's teacher-forced cross-entropy per latent
+    frame, on prompts and clips kept out of training; print a table, write JSON.
 
     Example: videopoet eval --out eval.json
     """
@@ -278,6 +279,17 @@ def eval_cmd(
                 if isinstance(v, float) and k != "n":
                     table.add_row(f"{name}.{k}", f"{v:.1%}" if k in ("color", "shape", "motion", "all", "differ", "keeps_color_shape", "smooth_seams") else f"{v:.3g}", str(part.get("n", "")))
         Console().print(table)
+        props = report.get("tokenizer", {}).get("token_properties")
+        if props:
+            _log(f"tokens: constant clip -> {props['constant_max_ids']} id(s) per latent frame "
+                 f"(same in every latent frame: {props['constant_same_every_latent_frame']}); still scenes keep "
+                 f"{props['still_same_as_previous_latent_frame']:.1%} of ids; one-cell shifts move "
+                 f"{props['one_cell_shift_moves_ids']:.1%} of ids")  # fmt: skip
+        diag = report.get("lm_teacher_forced")
+        if diag:
+            ce = " ".join(f"{v:.2f}" for v in diag["cross_entropy_per_latent_frame"])
+            top1 = " ".join(f"{v:.0%}" for v in diag["top1_per_latent_frame"])
+            _log(f"LM teacher-forced per latent frame: cross-entropy {ce}; top-1 {top1}")
         _log(f"wrote {out}")
 
     _run(body)
