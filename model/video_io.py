@@ -221,26 +221,32 @@ def _encode_mp4(frames: np.ndarray, tmp: str, fps: float) -> None:
     writer.close()
 
 
-def _gif_delay_cs(fps: float) -> int:
-    return max(GIF_MIN_DELAY_CS, _round_half_up(100.0 / fps))
+def _gif_delays_cs(fps: float, n: int) -> list[int]:
+    """Whole-centisecond delays whose running sum tracks i * 100 / fps: 8 fps is 13, 12, 13, 12 ... cs, so
+    players show exactly 8 fps on average (a constant 13 cs would be 7.69 fps)."""
+    if 100.0 / fps < GIF_MIN_DELAY_CS:
+        return [GIF_MIN_DELAY_CS] * n
+    ends = [_round_half_up(100.0 * (i + 1) / fps) for i in range(n)]
+    return [b - a for a, b in zip([0] + ends[:-1], ends)]
 
 
 def _encode_gif(frames: np.ndarray, tmp: str, fps: float) -> None:
     from PIL import Image
 
-    # GIF delays are whole centiseconds: 8 fps (12.5 cs) is stored as 13 cs. The exact fps and
-    # frame count go into a comment so read_video gets them back (Pillow merges identical frames).
-    delay_cs = _gif_delay_cs(fps)
+    # GIF delays are whole centiseconds; 12.5 cs frames alternate 13 and 12 cs. The exact fps, frame count
+    # and mean delay go into a comment so read_video gets them back (Pillow merges identical frames).
+    delays = _gif_delays_cs(fps, len(frames))
+    mean_cs = max(GIF_MIN_DELAY_CS, 100.0 / fps)
     images = [Image.fromarray(f, "RGB") for f in frames]
     images[0].save(
         tmp,
         format="GIF",
         save_all=True,
         append_images=images[1:],
-        duration=delay_cs * 10,
+        duration=[d * 10 for d in delays] if len(delays) > 1 else delays[0] * 10,
         loop=0,
         optimize=False,
-        comment=f"{_GIF_TAG} fps={fps!r} frames={len(frames)} delay_cs={delay_cs}".encode(),
+        comment=f"{_GIF_TAG} fps={fps!r} frames={len(frames)} delay_cs={mean_cs!r}".encode(),
     )
 
 
@@ -531,9 +537,9 @@ def _constant_rate(comment: bytes, delays: list[float], quantum: float) -> tuple
     own GIFs carry "videopoet fps=.. frames=.. delay_cs=.." to undo that exactly. Other files:
     when every delay is a multiple of the shortest, frames are repeated; else fps = 1000/mean delay.
     """
-    m = re.search(rb"videopoet fps=([0-9.e+-]+) frames=(\d+) delay_cs=(\d+)", comment or b"")
+    m = re.search(rb"videopoet fps=([0-9.e+-]+) frames=(\d+) delay_cs=([0-9.]+)", comment or b"")
     if m:
-        fps, count, base = float(m.group(1)), int(m.group(2)), int(m.group(3)) * 10.0
+        fps, count, base = float(m.group(1)), int(m.group(2)), float(m.group(3)) * 10.0
         repeats = [max(1, round(d / base)) for d in delays]
         if sum(repeats) == count and fps > 0:
             return fps, repeats

@@ -75,8 +75,13 @@ def test_gif_round_trip_keeps_frame_count_and_fps(tmp_path):
     f = clip(17, 64, 64)
     p = str(tmp_path / "a.gif")
     V.write_video(f, p, 8, "gif")
-    with Image.open(p) as im:  # GIF stores whole centiseconds: 12.5 cs is written as 13 cs
-        assert im.info["duration"] == 130 and im.info["loop"] == 0
+    with Image.open(p) as im:  # GIF stores whole centiseconds: 12.5 cs frames alternate 13 and 12 cs
+        assert im.info["loop"] == 0
+        delays = []
+        for i in range(im.n_frames):
+            im.seek(i)
+            delays.append(im.info["duration"])
+    assert delays[:4] == [130, 120, 130, 120] and sum(delays) == 17 * 125 + 5  # 8 fps exactly, to the rounding of the last frame
     g, fps = V.read_video(p)
     assert g.shape == f.shape
     assert fps == 8.0
