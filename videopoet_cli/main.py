@@ -42,7 +42,7 @@ app = typer.Typer(
     epilog=(
         "Examples:\n\n"
         "  videopoet generate \"a red circle moving right\"\n\n"
-        "  videopoet animate photo.png -p \"the ball bounces\" -o ball.gif\n\n"
+        "  videopoet animate still.png -p \"a yellow circle moving down\" -o ball.gif\n\n"
         "  videopoet presets\n\n"
         "Run [bold]videopoet COMMAND --help[/] for a command's options."
     ),
@@ -590,7 +590,7 @@ def _input_stem(path: str, text: str) -> Callable[[str], str]:
         "  videopoet generate \"a green ball\" --num 4 --seed 7 -o ball.mp4  (ball-1.mp4 to ball-4.mp4)\n\n"
         "  videopoet generate -f prompts.txt --json\n\n"
         "  videopoet generate \"a red circle\" --then \"it turns blue\" --seconds 5\n\n"
-        "  videopoet generate \"a star spinning\" -o - --format gif > star.gif"
+        "  videopoet generate \"a white triangle moving up\" -o - --format gif > up.gif"
     ),
 )
 def generate(
@@ -751,7 +751,7 @@ def extend(
 @app.command(
     epilog=(
         "Examples:\n\n"
-        "  videopoet stylize clip.mp4 --style \"made of glowing neon lines\"\n\n"
+        "  videopoet stylize clip.mp4 --style \"a purple circle moving left\"\n\n"
         "  videopoet stylize dance.mp4 --style \"a red square\" --motion-only --max-seconds 4 -o out.gif\n\n"
         "The input is centre-cropped to a square, resized to the model's size (64x64) and resampled "
         "to the preset's frame rate (8 fps); the output has the input's duration at that rate."
