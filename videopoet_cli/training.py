@@ -87,7 +87,7 @@ def train_tokenizer_cmd(
     preset: str = typer.Option("tiny", "--preset"),
     data: str = typer.Option("world:4000", "--data", help="world:N (procedural clips) or a folder with captions.jsonl."),
     data_seed: int = typer.Option(1, "--data-seed"),
-    steps: int = typer.Option(4500, "--steps", min=1),
+    steps: int = typer.Option(5000, "--steps", min=1),
     batch: int = typer.Option(8, "--batch", min=1),
     lr: float = typer.Option(1e-3, "--lr"),
     out: Path = typer.Option(Path("runs/tiny"), "--out"),
@@ -97,7 +97,7 @@ def train_tokenizer_cmd(
 ) -> None:
     """Train the causal LFQ video tokenizer (writes OUT/tokenizer.safetensors).
 
-    Example: videopoet train tokenizer --preset tiny --data world:4000 --steps 4500 --out runs/tiny
+    Example: videopoet train tokenizer --preset tiny --data world:4000 --steps 5000 --out runs/tiny
     """
 
     def body():
