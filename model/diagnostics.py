@@ -19,8 +19,14 @@ import torch.nn.functional as F
 from . import tasks
 from .data import world
 from .tokenizer import VideoTokenizer
+from .video_io import from_uint8
 
 DIAG_SEED = 4343  # scenes for these checks; training draws from other seeds
+
+
+def _frames(clips: np.ndarray, device) -> torch.Tensor:
+    """uint8 clips (B, T, H, W, 3) -> float (B, T, 3, H, W) in [-1, 1] on `device`."""
+    return torch.stack([from_uint8(c) for c in clips]).to(device)
 
 
 def _interior(ids: torch.Tensor) -> torch.Tensor:
@@ -44,8 +50,7 @@ def token_properties(tok: VideoTokenizer, n: int = 16, seed: int = DIAG_SEED) ->
     device = next(tok.parameters()).device
 
     def enc(clips: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(clips)).to(device).permute(0, 1, 4, 2, 3).float().div(127.5).sub(1)
-        return tok.encode(x).cpu()
+        return tok.encode(_frames(clips, device)).cpu()
 
     constant = {}
     for name, rgb in world.BACKGROUNDS.items():
@@ -55,7 +60,9 @@ def token_properties(tok: VideoTokenizer, n: int = 16, seed: int = DIAG_SEED) ->
 
     rng = np.random.default_rng(seed)
     still = np.stack([world.render(_still_scene(rng, T, 0.05), T, H) for _ in range(n)])
-    ids = _interior(enc(still))
+    still_ids = enc(still)
+    used = len(set(still_ids.flatten().tolist()))
+    ids = _interior(still_ids)
     still_same = float((ids[:, 1:] == ids[:, :-1]).float().mean())
 
     # one scene rendered a cell wider, then two crops one latent cell apart: the ids must move with it
@@ -67,7 +74,6 @@ def token_properties(tok: VideoTokenizer, n: int = 16, seed: int = DIAG_SEED) ->
     wide = np.stack(wide)
     a, b = enc(wide[:, :, :, :H]), enc(wide[:, :, :, s : s + H])
     shift_same = float((_interior(a)[..., 1:] == _interior(b)[..., :-1]).float().mean())
-    used = len(set(enc(still).flatten().tolist()))
     return {
         "constant_clip": constant,
         "constant_max_ids": max(c["ids_per_latent_frame"] for c in constant.values()),
@@ -87,8 +93,7 @@ def teacher_forced(vp, n: int = 32, seed: int = DIAG_SEED) -> dict:
 
     t = vp.preset.tokenizer
     scenes, clips = world.render_clips(n, seed, t.frames, t.height, allow_held_out=True)
-    x = torch.from_numpy(clips).to(vp.device).permute(0, 1, 4, 2, 3).float().div(127.5).sub(1)
-    ids = vp.tokenizer.encode(x).flatten(1)  # (n, T'*h*w)
+    ids = vp.tokenizer.encode(_frames(clips, vp.device)).flatten(1)  # (n, T'*h*w)
     states, valid, pooled = vp.encode_text([canonical_caption(s.color, s.shape, s.motion) for s in scenes])
     seq = tasks.build("t2v", states, valid, pooled, ids.shape[1], visual_out=ids)
     vp.lm.eval()

@@ -71,7 +71,7 @@ class VideoPoet:
         expected = {"tokenizer": dataclasses.asdict(preset.tokenizer), "lm": dataclasses.asdict(preset.lm)}
         compare_configs(expected, found, checkpoint)
         tok = VideoTokenizer(preset.tokenizer)
-        lm = PrefixLM(preset.lm, preset.tokenizer.vocab_size, preset.tokenizer.latent_shape()[1:])
+        lm = PrefixLM.for_tokenizer(preset.lm, preset.tokenizer)
         load_into(tok, tensors, "tokenizer", checkpoint)
         load_into(lm, tensors, "lm", checkpoint)
         return cls(preset, tok.to(device), lm.to(device), checkpoint, device)
@@ -81,7 +81,7 @@ class VideoPoet:
         """Randomly initialised weights of a preset's shape (for tests and as a training start)."""
         preset = load_preset(preset) if isinstance(preset, str) else preset
         torch.manual_seed(seed)
-        return cls(preset, VideoTokenizer(preset.tokenizer), PrefixLM(preset.lm, preset.tokenizer.vocab_size, preset.tokenizer.latent_shape()[1:]), None, device)
+        return cls(preset, VideoTokenizer(preset.tokenizer), PrefixLM.for_tokenizer(preset.lm, preset.tokenizer), None, device)
 
     def save(self, path: Union[str, Path], dtype: Optional[torch.dtype] = None) -> None:
         """Write a full checkpoint (tokenizer + LM, config in the metadata) as safetensors."""

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .config import LMConfig
+from .config import LMConfig, TokenizerConfig
 from .tasks import N_SPECIAL, Sequence
 
 
@@ -151,7 +151,7 @@ def prefix_lm_mask(key_valid: torch.Tensor, prefix_len: int, q_start: int = 0, n
 
 
 class PrefixLM(nn.Module):
-    def __init__(self, cfg: LMConfig, visual_vocab: int, grid: tuple[int, int] = (8, 8)):
+    def __init__(self, cfg: LMConfig, visual_vocab: int, grid: tuple[int, int]):
         """grid: (rows, columns) of a latent frame; `visual_vocab` ids; positions as `cfg.rope` says."""
         super().__init__()
         self.cfg, self.visual_vocab, self.grid = cfg, visual_vocab, tuple(grid)
@@ -167,6 +167,11 @@ class PrefixLM(nn.Module):
         for n, p in self.named_parameters():  # scaled init of residual projections (GPT-2)
             if n.endswith("attn.out.weight") or n.endswith("mlp.w2.weight"):
                 nn.init.normal_(p, std=0.02 / (2 * cfg.n_layers) ** 0.5)
+
+    @classmethod
+    def for_tokenizer(cls, cfg: LMConfig, tokenizer: TokenizerConfig) -> "PrefixLM":
+        """The LM over a tokenizer's ids: its vocabulary and its latent grid."""
+        return cls(cfg, tokenizer.vocab_size, tokenizer.latent_shape()[1:])
 
     @staticmethod
     def _init(m: nn.Module) -> None:

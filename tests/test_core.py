@@ -123,7 +123,7 @@ def _seq(task="i2v", B=2, n_out=7, lt=5, seed=0, vocab=64):
 
 def _lm(vocab=64, seed=0):
     torch.manual_seed(seed)
-    return PrefixLM(SMALL_LM, vocab).eval()
+    return PrefixLM(SMALL_LM, vocab, (8, 8)).eval()
 
 
 def test_output_never_sees_its_future_and_prefix_is_bidirectional():
@@ -206,7 +206,7 @@ def test_filter_logits():
 # -- facade: seeds, checkpoints ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def micro(tmp_path_factory) -> tuple[VideoPoet, Path]:
-    vp = VideoPoet(small_preset(), VideoTokenizer(SMALL_TOK), PrefixLM(SMALL_LM, 64, SMALL_TOK.latent_shape()[1:]))
+    vp = VideoPoet(small_preset(), VideoTokenizer(SMALL_TOK), PrefixLM.for_tokenizer(SMALL_LM, SMALL_TOK))
     path = tmp_path_factory.mktemp("ckpt") / "micro.safetensors"
     vp.save(path)
     return vp, path

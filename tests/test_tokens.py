@@ -130,7 +130,7 @@ def _legacy_checkpoint(tmp_path):
     preset = load_preset("tiny")
     preset.tokenizer = dataclasses.replace(preset.tokenizer, channels=[8, 16], res_blocks=1, pad="zeros", entropy_weight=0.1)
     preset.lm = dataclasses.replace(preset.lm, dim=32, n_layers=1, n_heads=2, mlp_hidden=64, rope="1d")
-    vp = VideoPoet(preset, VideoTokenizer(preset.tokenizer), PrefixLM(preset.lm, preset.tokenizer.vocab_size))
+    vp = VideoPoet(preset, VideoTokenizer(preset.tokenizer), PrefixLM.for_tokenizer(preset.lm, preset.tokenizer))
     path = tmp_path / "new.safetensors"
     vp.save(path)
     tensors, meta = read_checkpoint(path)

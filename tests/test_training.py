@@ -83,7 +83,7 @@ def test_lm_training_lowers_loss(setup, tmp_path):
     from model.transformer import PrefixLM
 
     with torch.no_grad():
-        before = float(lm_loss(PrefixLM(preset.lm, preset.tokenizer.vocab_size, preset.tokenizer.latent_shape()[1:]), seq, target))
+        before = float(lm_loss(PrefixLM.for_tokenizer(preset.lm, preset.tokenizer), seq, target))
     train_lm(preset, data_path, tok_path, tmp_path, steps=80, batch=8, lr=3e-3, warmup=5, log=lambda s: None)
     vp = VideoPoet.from_pretrained(str(tmp_path / "videopoet.safetensors"))
     with torch.no_grad():

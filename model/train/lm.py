@@ -146,7 +146,7 @@ def train_lm(
     out_dir = Path(out_dir)
     torch.manual_seed(seed)
     data = TokenData(data_path, preset.tokenizer.tokens_per_latent_frame(), preset.lm.text_dropout)
-    lm = PrefixLM(preset.lm, preset.tokenizer.vocab_size, preset.tokenizer.latent_shape()[1:]).to(device)
+    lm = PrefixLM.for_tokenizer(preset.lm, preset.tokenizer).to(device)
     decay = [p for n, p in lm.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in lm.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW(
