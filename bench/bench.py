@@ -797,6 +797,19 @@ def atomic_write(path: Path, text: str) -> None:
 # ------------------------------------------------------------------------------------------------ main
 
 
+def portable(value: Any, tmp: Path) -> Any:
+    """The results with machine paths taken out: the repository root becomes relative, the interpreter
+    `python`, the temporary folder `$TMP`, so a committed report says nothing of where it ran."""
+    if isinstance(value, dict):
+        return {k: portable(v, tmp) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v, tmp) for v in value]
+    if isinstance(value, str):
+        root = str(Path(__file__).resolve().parent.parent) + os.sep
+        return value.replace(sys.executable, "python").replace(str(tmp), "$TMP").replace(root, "")
+    return value
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"), help="markdown report (default: bench/RESULTS.md)")
@@ -897,6 +910,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     res["bench_wall_s"] = time.perf_counter() - T_START
     res["goals"] = goals(res)
+    res = portable(res, tmp)
     atomic_write(json_path, json.dumps(res, indent=2, default=str) + "\n")
     atomic_write(out, render(res))
     log(f"wrote {out} and {json_path} ({res['bench_wall_s']:.0f} s)")
