@@ -139,6 +139,8 @@ def load_into(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix:
     module = _unwrap(module)
     own = module.state_dict()
     sub = {k[len(prefix) + 1 :]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    if hasattr(module, "upgrade_state"):  # tensors written by an older layout (e.g. fewer special tokens)
+        sub = module.upgrade_state(sub)
     missing = sorted(set(own) - set(sub))
     unexpected = sorted(set(sub) - set(own))
     if missing:

@@ -19,11 +19,17 @@ SPECIAL_TOKENS = (
     "<pad>", "<bos>", "<eos>",
     "<task_t2v>", "<task_t2i>", "<task_i2v>", "<task_continue>", "<task_stylize>", "<task_motion>",
     "<bot_i>", "<eot_i>", "<bov_i>", "<eov_i>", "<res>", "<bov_o>", "<eov_o>",
+    "<task_inpaint>", "<task_outpaint>", "<mask>",
 )  # fmt: skip
+# Tokens are only ever appended: a checkpoint with fewer special rows loads by inserting the new rows
+# (PrefixLM.upgrade_state), so every id keeps its meaning.
+LEGACY_N_SPECIAL = (16,)
 SPECIAL = {name: i for i, name in enumerate(SPECIAL_TOKENS)}
 N_SPECIAL = len(SPECIAL_TOKENS)
 
-TASKS = ("t2v", "t2i", "i2v", "continue", "stylize", "motion")
+TASKS = ("t2v", "t2i", "i2v", "continue", "stylize", "motion", "inpaint", "outpaint")
+VISUAL_IN_TASKS = ("i2v", "continue", "stylize", "motion", "inpaint", "outpaint")
+MASKED_TASKS = ("inpaint", "outpaint")  # visual-in is the clip with hidden latent cells as <mask>
 
 
 def visual_token(ids: torch.Tensor) -> torch.Tensor:
@@ -86,13 +92,17 @@ def build(
     visual_in: torch.Tensor | None = None,
     visual_out: torch.Tensor | None = None,
     has_text: torch.Tensor | None = None,
+    in_mask: torch.Tensor | None = None,
 ) -> Sequence:
-    """Lay out a batch for `task`. visual_in/visual_out are flat visual ids (B, N) (not yet offset)."""
+    """Lay out a batch for `task`. visual_in/visual_out are flat visual ids (B, N) (not yet offset).
+    in_mask (B, N) bool, for inpaint/outpaint only: True where a visual-in id is hidden (becomes <mask>)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; known: {TASKS}")
-    needs_in = task in ("i2v", "continue", "stylize", "motion")
+    needs_in = task in VISUAL_IN_TASKS
     if needs_in != (visual_in is not None):
         raise ValueError(f"task {task} {'needs' if needs_in else 'takes no'} visual input")
+    if (task in MASKED_TASKS) != (in_mask is not None):
+        raise ValueError(f"task {task} {'needs' if task in MASKED_TASKS else 'takes no'} mask")
     B, Lt, _ = text_states.shape
     dev = text_states.device
 
@@ -107,7 +117,12 @@ def build(
     if visual_in is not None:
         in_start = sum(p.shape[1] for p in parts) + 1
         n_in = visual_in.reshape(B, -1).shape[1]
-        parts += [tok("<bov_i>"), visual_token(visual_in.reshape(B, -1).long()), tok("<eov_i>")]
+        vin = visual_token(visual_in.reshape(B, -1).long())
+        if in_mask is not None:
+            if in_mask.shape != vin.shape:
+                raise ValueError(f"mask shape {tuple(in_mask.shape)} does not match visual input {tuple(vin.shape)}")
+            vin = vin.masked_fill(in_mask.to(vin.device), SPECIAL["<mask>"])
+        parts += [tok("<bov_i>"), vin, tok("<eov_i>")]
     parts.append(tok("<res>"))
     prefix_len = sum(p.shape[1] for p in parts)
     parts.append(tok("<bov_o>"))

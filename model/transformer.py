@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import LMConfig, TokenizerConfig
-from .tasks import N_SPECIAL, Sequence
+from .tasks import LEGACY_N_SPECIAL, N_SPECIAL, SPECIAL, Sequence
 
 
 class RMSNorm(nn.Module):
@@ -172,6 +172,24 @@ class PrefixLM(nn.Module):
     def for_tokenizer(cls, cfg: LMConfig, tokenizer: TokenizerConfig) -> "PrefixLM":
         """The LM over a tokenizer's ids: its vocabulary and its latent grid."""
         return cls(cfg, tokenizer.vocab_size, tokenizer.latent_shape()[1:])
+
+    def upgrade_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Weights from a checkpoint written with fewer special tokens: insert rows for the new ones
+        (task tokens start as a copy of <task_stylize>, the other aligned video-to-video task; <mask> as
+        the mean visual embedding), so such checkpoints load and fine-tune. Visual rows keep their ids."""
+        emb = state.get("embed.weight")
+        if emb is None or emb.dim() != 2:
+            return state
+        n_old = emb.shape[0] - self.visual_vocab
+        if n_old == N_SPECIAL or n_old not in LEGACY_N_SPECIAL:
+            return state
+        new = []
+        for name in list(SPECIAL)[n_old:]:
+            if name.startswith("<task_"):
+                new.append(emb[SPECIAL["<task_stylize>"]])
+            else:
+                new.append(emb[n_old:].float().mean(0).to(emb.dtype))
+        return {**state, "embed.weight": torch.cat([emb[:n_old], torch.stack(new), emb[n_old:]])}
 
     @staticmethod
     def _init(m: nn.Module) -> None:

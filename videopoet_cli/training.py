@@ -140,6 +140,8 @@ def train_lm_cmd(
     out: Path = typer.Option(Path("runs/tiny"), "--out"),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/lm-state.safetensors."),
     seed: int = typer.Option(0, "--seed"),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from this videopoet checkpoint's LM weights (fine-tune; same tokenizer)."),
+    warmup: int = typer.Option(200, "--warmup", min=0, help="Steps of linear learning-rate warm-up."),
 ) -> None:
     """Train the prefix LM on the multi-task mixture (writes OUT/videopoet.safetensors).
 
@@ -167,6 +169,8 @@ def train_lm_cmd(
         t = p.tokenizer
         if not tokenizer.is_file():
             raise InvalidInput(f"--tokenizer: file not found: {tokenizer}")
+        if init is not None and not init.is_file():
+            raise InvalidInput(f"--init: file not found: {init}")
         key = hashlib.sha256(f"{data}|{data_seed}|{controls}|{file_hash(tokenizer)}".encode()).hexdigest()[:10]
         data_path = Path(out) / f"lm-data-{key}.safetensors"
         rank = int(os.environ.get("RANK", "0"))
@@ -187,7 +191,8 @@ def train_lm_cmd(
             init_distributed()
             dist.barrier()
         with StepReporter("lm") as rep:
-            r = train_lm(p, data_path, tokenizer, out, steps, batch, lr, seed=seed, resume=resume, on_progress=rep, log=_log)
+            r = train_lm(p, data_path, tokenizer, out, steps, batch, lr, warmup=warmup, seed=seed, resume=resume, init=init,
+                         on_progress=rep, log=_log)  # fmt: skip
         if rank == 0:
             _log(f"done: step {r['step']}, loss {r.get('loss_ema', float('nan')):.3f} -> {Path(out) / 'videopoet.safetensors'}")
 
