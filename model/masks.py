@@ -89,3 +89,32 @@ def feather(cells: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     k = max(1, H // h)
     soft = torch.nn.functional.avg_pool2d(hard[None, None], 2 * k + 1, stride=1, padding=k, count_include_pad=False)[0, 0]
     return torch.maximum(hard, (soft * 2).clamp(max=1.0))
+
+
+def pixel_to_model(mask: torch.Tensor, size: int) -> torch.Tensor:
+    """A full-resolution (H, W) bool mask -> the model's view (size, size): centre square, and a model
+    pixel is hidden if any input pixel under it is (max-pooling, so small regions are never lost)."""
+    H, W = mask.shape
+    side = min(H, W)
+    y0, x0 = (H - side) // 2, (W - side) // 2
+    crop = mask[y0 : y0 + side, x0 : x0 + side].float()[None, None]
+    return torch.nn.functional.adaptive_max_pool2d(crop, size)[0, 0] > 0.5
+
+
+def paste_back(full: np.ndarray, made: torch.Tensor, cells: torch.Tensor) -> np.ndarray:
+    """Composite a made clip (T, 3, s, s) in [-1, 1] into the full-resolution frames (T, H, W, 3) uint8
+    whose centre square it covers: the made clip (resized to that square) inside the hidden cells,
+    the input everywhere else, blended across one latent cell at the border."""
+    import cv2
+
+    T, H, W, _ = full.shape
+    side = min(H, W)
+    y0, x0 = (H - side) // 2, (W - side) // 2
+    rgb = ((made.clamp(-1, 1) + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
+    interp = cv2.INTER_CUBIC if side > rgb.shape[1] else cv2.INTER_AREA
+    up = np.stack([cv2.resize(np.ascontiguousarray(f), (side, side), interpolation=interp) for f in rgb])
+    w = feather(cells, (side, side)).numpy()[None, :, :, None]
+    out = full.copy()
+    region = out[:, y0 : y0 + side, x0 : x0 + side].astype(np.float32)
+    out[:, y0 : y0 + side, x0 : x0 + side] = np.clip(w * up + (1 - w) * region + 0.5, 0, 255).astype(np.uint8)
+    return out

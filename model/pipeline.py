@@ -143,9 +143,9 @@ class VideoPoet:
         """(B, T, 3, H, W) -> flat ids (B, T'*h*w)."""
         return self.tokenizer.encode(video.to(self.device)).flatten(1)
 
-    def _run(self, task, prompt, n_out, visual_in=None, forced=None, *, seed, progress, sampling) -> torch.Tensor:
+    def _run(self, task, prompt, n_out, visual_in=None, forced=None, in_mask=None, *, seed, progress, sampling) -> torch.Tensor:
         states, valid, pooled = self.encode_text([prompt])
-        seq = tasks.build(task, states, valid, pooled, n_out, visual_in=visual_in, visual_out=forced)
+        seq = tasks.build(task, states, valid, pooled, n_out, visual_in=visual_in, visual_out=forced, in_mask=in_mask)
         gen = torch.Generator(device=self.device).manual_seed(int(seed))
         sampling = dict(sampling)
         sampler = sample_jacobi if sampling.pop("decoding") == "jacobi" else sample
@@ -272,28 +272,81 @@ class VideoPoet:
         video = self._fit(source_video[None])[0]
         sampling = self._sampling(temperature, top_k, top_p, cfg, decoding)
         seed = self.preset.sampling.seed if seed is None else seed
+        src = self._hold_last(video)
+        control = from_uint8(control_video(to_uint8(src), motion_only=motion_only)).to(self.device)
+        task = "motion" if motion_only else "stylize"
+        return self._aligned(task, style_prompt, control, None, seed, progress, sampling)[: video.shape[0]]
+
+    @torch.no_grad()
+    def inpaint(self, video: torch.Tensor, mask: torch.Tensor, prompt: str, *, temperature=None, top_k=None, top_p=None,
+                cfg=None, seed=None, decoding=None, blend: bool = True, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
+        """Remake the masked region of a clip (T, 3, H, W at the preset's fps and size) as the text says.
+        mask: (H, W) bool, True = make; every latent cell it touches is hidden from the model. Outside the
+        hidden cells the input is kept, blended into the made region over one latent cell (blend=False:
+        the model's whole output, as decoded)."""
+        return self._masked("inpaint", video, mask, prompt, seed, progress, self._sampling(temperature, top_k, top_p, cfg, decoding), blend)
+
+    @torch.no_grad()
+    def outpaint(self, video: torch.Tensor, mask: torch.Tensor, prompt: str, *, temperature=None, top_k=None, top_p=None,
+                 cfg=None, seed=None, decoding=None, blend: bool = True, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
+        """Make the unknown border of a canvas (T, 3, H, W at the preset's fps and size; what is under the
+        mask is ignored) so the known part continues into it. mask: (H, W) bool, True = unknown."""
+        return self._masked("outpaint", video, mask, prompt, seed, progress, self._sampling(temperature, top_k, top_p, cfg, decoding), blend)
+
+    def mask_cells(self, mask: torch.Tensor) -> torch.Tensor:
+        """(H, W) pixel mask at the model's size -> (h, w) latent cells hidden from the model."""
+        from .masks import latent_cells
+
+        H, W = self.preset.tokenizer.height, self.preset.tokenizer.width
+        if mask.shape != (H, W):
+            raise InvalidInput(f"expected a mask of shape ({H}, {W}), got {tuple(mask.shape)}")
+        return latent_cells(mask.bool().cpu(), self.preset.tokenizer.spatial_stride)
+
+    def _masked(self, task, video, mask, prompt, seed, progress, sampling, blend=True) -> torch.Tensor:
+        from .masks import check_mask, feather
+
+        prompt = _check_prompt(prompt)
+        video = self._fit(video[None])[0]
+        cells = self.mask_cells(mask)
+        check_mask(cells, "the mask")
+        seed = self.preset.sampling.seed if seed is None else seed
+        src = self._hold_last(video)
+        made = self._aligned(task, prompt, src, cells, seed, progress, sampling)[: video.shape[0]]
+        if not blend:
+            return made
+        w = feather(cells, tuple(video.shape[-2:])).to(made)
+        return w * made + (1 - w) * video
+
+    def _hold_last(self, video: torch.Tensor) -> torch.Tensor:
+        """Pad a clip (holding its last frame) to a whole number of windows."""
+        cfgt = self.preset.tokenizer
+        L, F, T = cfgt.latent_shape()[0], cfgt.frames, video.shape[0]
+        if T > MAX_FRAMES:
+            raise InvalidInput(f"the input has {T} frames; at most {MAX_FRAMES} are used in one call")
+        pad = (F - T) if T < F else (-(T - F)) % (cfgt.time_stride * (L - CONTEXT_LATENTS))
+        return torch.cat([video, video[-1:].expand(pad, *video.shape[1:])]) if pad else video
+
+    def _aligned(self, task, prompt, source, cells, seed, progress, sampling) -> torch.Tensor:
+        """Video-to-video tasks whose output is aligned with the input in time (stylize, motion,
+        inpaint, outpaint), window by window: each window's first latent frames are forced to the
+        previous output's last ones so there are no seams. cells: the hidden latent cells, if masked."""
         cfgt = self.preset.tokenizer
         L, tpf, F = cfgt.latent_shape()[0], cfgt.tokens_per_latent_frame(), cfgt.frames
-        T = video.shape[0]
-        if T > MAX_FRAMES:
-            raise InvalidInput(f"the input has {T} frames; at most {MAX_FRAMES} are stylized in one call")
-        pad = (F - T) if T < F else (-(T - F)) % (cfgt.time_stride * (L - CONTEXT_LATENTS))
-        src = torch.cat([video, video[-1:].expand(pad, *video.shape[1:])]) if pad else video  # hold the last frame
-        control = from_uint8(control_video(to_uint8(src), motion_only=motion_only)).to(self.device)
         step = cfgt.time_stride * (L - CONTEXT_LATENTS)
-        n_windows = 1 + (src.shape[0] - F) // step
+        n_windows = 1 + (source.shape[0] - F) // step
         tick = _Ticker(progress, L * tpf + (n_windows - 1) * (L - CONTEXT_LATENTS) * tpf)
-        task = "motion" if motion_only else "stylize"
+        in_mask = None if cells is None else cells.flatten().repeat(L)[None].to(self.device)
         out: Optional[torch.Tensor] = None
         ctx_frames = 1 + cfgt.time_stride * (CONTEXT_LATENTS - 1)
         for w in range(n_windows):
             s = w * step
-            cin = self._encode(control[None, s : s + F])
+            cin = self._encode(source[None, s : s + F])
             forced = None if out is None else self._encode(out[None, -ctx_frames:])
-            ids = self._run(task, style_prompt, L * tpf, visual_in=cin, forced=forced, seed=seed + 1000 * w, progress=tick, sampling=sampling)
+            ids = self._run(task, prompt, L * tpf, visual_in=cin, forced=forced, in_mask=in_mask, seed=seed + 1000 * w,
+                            progress=tick, sampling=sampling)  # fmt: skip
             clip = self._decode(ids)[0]
             out = clip if out is None else torch.cat([out, clip[ctx_frames:]])
-        return out[:T]
+        return out
 
     def _fit(self, video: torch.Tensor) -> torch.Tensor:
         """Check (B, T, 3, H, W) matches the model's frame size (callers resize first)."""

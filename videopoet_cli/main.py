@@ -429,7 +429,8 @@ class Run:
                 start = time.perf_counter()
                 with self.progress(job.label) as tick:
                     video = make(vp, job, tick)
-                frames = V.upscale(V.to_uint8(video), self.size)
+                # a command that pastes its result back at the input's resolution returns uint8 frames
+                frames = video if getattr(video, "dtype", None) == "uint8" else V.upscale(V.to_uint8(video), self.size)
                 if job.kind == "png" and job.path != STDIO:
                     parent = os.path.dirname(os.path.abspath(job.path.rstrip("/" + os.sep)))
                     if len(jobs) > 1 and self.output is not None and not os.path.isdir(parent):
@@ -548,6 +549,14 @@ def _read_video_input(path: str, preset: Any, run: Run, max_seconds: Optional[fl
     A still image or a folder of frames (no timing) is taken as frames at the preset's fps."""
     from model import video_io as V
 
+    frames = _read_video_frames(path, preset, run, max_seconds)
+    return V.from_uint8(V.center_crop_resize(frames, _model_size(preset))), len(frames) / preset.video.fps
+
+
+def _read_video_frames(path: str, preset: Any, run: Run, max_seconds: Optional[float] = None) -> Any:
+    """INPUT -> uint8 (T, H, W, 3) at its own size, resampled to the preset's fps."""
+    from model import video_io as V
+
     max_frames = None
     if max_seconds is not None and path != STDIO and not os.path.isdir(path):
         _, probe_fps = V.read_video(path, max_frames=1)  # the frame rate, to stop decoding early
@@ -565,10 +574,9 @@ def _read_video_input(path: str, preset: Any, run: Run, max_seconds: Optional[fl
     if fps_in > 0:
         frames = V.resample_fps(frames, fps_in, native)
     if len(frames) > MAX_FRAMES:
-        hint = "pass --max-seconds to use its start" if run.command == "stylize" else "trim it first"
+        hint = "trim it first" if run.command == "extend" else "pass --max-seconds to use its start"
         raise InvalidInput(f"{name} lasts {len(frames) / native:.1f} s; at most {MAX_FRAMES / native:g} s can be used ({hint})")
-    frames = V.center_crop_resize(frames, _model_size(preset))
-    return V.from_uint8(frames), len(frames) / native
+    return frames
 
 
 def _input_stem(path: str, text: str) -> Callable[[str], str]:
@@ -797,6 +805,210 @@ def stylize(
                               **run.sampling.overrides())
 
         run.execute(jobs, make, float(run.preset.video.fps))
+
+
+def _ints(text: str, n: int, option: str, form: str) -> List[int]:
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != n:
+        raise InvalidInput(f"{option} takes {form} as {n} whole numbers separated by commas, got {text!r}")
+    return values
+
+
+MAX_CANVAS = 2048  # px a side for outpaint's canvas
+
+
+def _read_mask_image(path: str, width: int, height: int) -> Any:
+    """A mask image the input's size -> (H, W) bool: light pixels (luma > 127) are remade."""
+    import numpy as np
+    import torch
+
+    from model import video_io as V
+
+    if not os.path.isfile(path):
+        raise InvalidInput(f"--mask: {'not a file' if os.path.exists(path) else 'file not found'}: {path}")
+    image = V.read_image(path)
+    if image.shape[:2] != (height, width):
+        raise InvalidInput(f"--mask is {image.shape[1]}x{image.shape[0]}; it must be the input's size, {width}x{height}")
+    luma = image[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    return torch.from_numpy(luma > 127)
+
+
+def _masked_command(
+    command: str, input: str, text: str, run: Run, max_seconds: Optional[float], extra: dict,
+    build: Callable[[Any], tuple],
+) -> None:
+    """Shared body of inpaint/outpaint: read the input at its own size, build (frames, full-resolution
+    mask, the output's box in those frames), make the model's view, run the task, paste the result back
+    at the input's resolution and cut out the output's box."""
+    import numpy as np
+
+    from model import video_io as V
+    from model.masks import check_mask, latent_cells, paste_back, pixel_to_model
+
+    jobs = run.plan([(text, i, extra) for i in range(run.num)], _input_stem(input, text))
+    frames = _read_video_frames(input, run.preset, run, max_seconds)
+    frames, full_mask, (oy, ox, oh, ow) = build(frames)
+    if jobs[0].kind == "mp4" and (oh % 2 or ow % 2):  # H.264 (yuv420p) needs even sizes
+        run.note(f"note: the output is {ow}x{oh}; MP4 needs even sizes, so it is written as {ow - ow % 2}x{oh - oh % 2}")
+        oh, ow = oh - oh % 2, ow - ow % 2
+    size = _model_size(run.preset)
+    mask = pixel_to_model(full_mask, size)
+    cells = latent_cells(mask, run.preset.tokenizer.spatial_stride)
+    what = "--box" if "box" in extra else "--mask" if "mask" in extra else "the padding"
+    check_mask(cells, what)
+    view = V.from_uint8(V.center_crop_resize(frames, size))
+
+    def make(vp: Any, job: Job, tick: Any) -> Any:
+        fn = vp.inpaint if command == "inpaint" else vp.outpaint
+        made = fn(view, mask, job.prompt, seed=job.seed, progress=tick, **run.sampling.overrides())
+        return np.ascontiguousarray(paste_back(frames, made, cells)[:, oy : oy + oh, ox : ox + ow])
+
+    run.execute(jobs, make, float(run.preset.video.fps))
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  videopoet inpaint clip.mp4 --box 16,16,32,32 -p \"a red circle moving right\"\n\n"
+        "  videopoet inpaint clip.mp4 --mask region.png -p \"a blue square staying still\" -o fixed.gif\n\n"
+        "The box (X,Y,W,H in the input's pixels) or the light pixels of the mask image are remade over "
+        "the whole clip; every 8-px latent cell of the model's 64x64 view they touch is hidden from the "
+        "model. The output keeps the input's size, and outside the region its pixels, blended into the "
+        "new content over one latent cell. The model sees the input's centre square."
+    ),
+)
+def inpaint(
+    input: Annotated[str, typer.Argument(metavar="INPUT", help="Video (.mp4 .webm .mov .gif ...); [bold]-[/] = stdin.", show_default=False)],
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="What belongs in the region (say the whole scene: colour, shape, motion).", show_default=False)],
+    box: Annotated[Optional[str], typer.Option("--box", metavar="X,Y,W,H", help="The region to remake, in the input's pixels.")] = None,
+    mask: Annotated[Optional[str], typer.Option("--mask", metavar="IMAGE", help="An image the input's size; light pixels are remade.")] = None,
+    max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", rich_help_panel=_TIME, help="Use only the first N seconds of the input (up to 150).")] = None,
+    output: OutputOpt = None,
+    fmt: FormatOpt = None,
+    seed: SeedOpt = None,
+    num: NumOpt = 1,
+    temperature: TemperatureOpt = None,
+    top_k: TopKOpt = None,
+    top_p: TopPOpt = None,
+    cfg: CfgOpt = None,
+    decoding: DecodingOpt = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+    preset: PresetOpt = "tiny",
+    checkpoint: CheckpointOpt = None,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Remake a region of a clip (a box or a mask) as the prompt says; the rest is kept."""
+    with _guard():
+        text = _check_text(prompt, "the prompt")
+        if (box is None) == (mask is None):
+            raise InvalidInput("give the region as --box X,Y,W,H or --mask IMAGE (one of them)")
+        if max_seconds is not None and not 0 < max_seconds <= MAX_SECONDS:
+            raise InvalidInput(f"--max-seconds must be in (0, {MAX_SECONDS:g}], got {_fmt(max_seconds)}")
+        rect = _ints(box, 4, "--box", "X,Y,W,H") if box is not None else None
+        _check_input_path(input)
+        run = _setup("inpaint", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
+                     size=None, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
+                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding))
+        extra = {"input": input, **({"box": rect} if rect else {"mask": mask})}
+
+        def build(frames: Any) -> tuple:
+            from model.masks import box_mask
+
+            H, W = frames.shape[1:3]
+            return frames, (box_mask(tuple(rect), W, H) if rect else _read_mask_image(mask, W, H)), (0, 0, H, W)
+
+        _masked_command("inpaint", input, text, run, max_seconds, extra, build)
+
+
+@app.command(
+    epilog=(
+        "Examples:\n\n"
+        "  videopoet outpaint strip.mp4 --pad 16,0,16,0 -p \"a green square moving left\"\n\n"
+        "  videopoet outpaint clip.mp4 --to 96x96 -p \"a white circle moving down\" -o wide.gif\n\n"
+        "The input is placed on a larger canvas (--pad adds LEFT,TOP,RIGHT,BOTTOM pixels; --to centres "
+        "it on a WxH canvas, at most 2048 a side) and the model makes the rest; the output is the canvas, "
+        "the input pasted back where it lies. The model makes square clips: it sees the square around the "
+        "canvas at 64x64, so a wide canvas gets fewer model pixels per input pixel."
+    ),
+)
+def outpaint(
+    input: Annotated[str, typer.Argument(metavar="INPUT", help="Video (.mp4 .webm .mov .gif ...); [bold]-[/] = stdin.", show_default=False)],
+    prompt: Annotated[str, typer.Option("--prompt", "-p", help="What the whole scene shows (colour, shape, motion).", show_default=False)],
+    pad: Annotated[Optional[str], typer.Option("--pad", metavar="L,T,R,B", help="Pixels to add on the left, top, right and bottom.")] = None,
+    to: Annotated[Optional[str], typer.Option("--to", metavar="WxH", help="Canvas size in pixels, the input centred on it.")] = None,
+    max_seconds: Annotated[Optional[float], typer.Option("--max-seconds", rich_help_panel=_TIME, help="Use only the first N seconds of the input (up to 150).")] = None,
+    output: OutputOpt = None,
+    fmt: FormatOpt = None,
+    seed: SeedOpt = None,
+    num: NumOpt = 1,
+    temperature: TemperatureOpt = None,
+    top_k: TopKOpt = None,
+    top_p: TopPOpt = None,
+    cfg: CfgOpt = None,
+    decoding: DecodingOpt = None,
+    overwrite: OverwriteOpt = False,
+    quiet: QuietOpt = False,
+    json_out: JsonOpt = False,
+    preset: PresetOpt = "tiny",
+    checkpoint: CheckpointOpt = None,
+    device: DeviceOpt = "cpu",
+) -> None:
+    """Widen a clip: place it on a larger canvas and make the rest as the prompt says."""
+    with _guard():
+        text = _check_text(prompt, "the prompt")
+        if (pad is None) == (to is None):
+            raise InvalidInput("give the canvas as --pad L,T,R,B or --to WxH (one of them)")
+        if max_seconds is not None and not 0 < max_seconds <= MAX_SECONDS:
+            raise InvalidInput(f"--max-seconds must be in (0, {MAX_SECONDS:g}], got {_fmt(max_seconds)}")
+        margins = _ints(pad, 4, "--pad", "L,T,R,B") if pad is not None else None
+        if margins is not None and min(margins) < 0:
+            raise InvalidInput(f"--pad values must be >= 0, got {pad}")
+        canvas = None
+        if to is not None:
+            m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", to)
+            if not m:
+                raise InvalidInput(f"--to takes WxH in pixels (e.g. 96x96), got {to!r}")
+            canvas = (int(m.group(1)), int(m.group(2)))
+        _check_input_path(input)
+        run = _setup("outpaint", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
+                     size=None, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
+                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding))
+        extra = {"input": input, **({"pad": margins} if margins is not None else {"to": list(canvas)})}
+
+        def build(frames: Any) -> tuple:
+            import numpy as np
+            import torch
+
+            H, W = frames.shape[1:3]
+            if margins is not None:
+                left, top, right, bottom = margins
+            else:
+                cw, ch = canvas
+                if cw < W or ch < H:
+                    raise InvalidInput(f"--to {cw}x{ch} is smaller than the input ({W}x{H}); the canvas must hold it")
+                left, top = (cw - W) // 2, (ch - H) // 2
+                right, bottom = cw - W - left, ch - H - top
+            cw, ch = W + left + right, H + top + bottom
+            if (cw, ch) == (W, H):
+                raise InvalidInput("the canvas is the input's own size; nothing to generate (--pad adds pixels, --to names a larger size)")
+            if max(cw, ch) > MAX_CANVAS:
+                raise InvalidInput(f"the canvas would be {cw}x{ch}; at most {MAX_CANVAS} px a side")
+            # The model makes square clips: a wide or tall canvas is made as the square around it, then cut back.
+            side = max(cw, ch)
+            sy, sx = (side - ch) // 2, (side - cw) // 2
+            y, x = sy + top, sx + left
+            full = np.pad(frames, ((0, 0), (y, side - y - H), (x, side - x - W), (0, 0)), mode="edge")
+            unknown = torch.ones(side, side, dtype=torch.bool)
+            unknown[y : y + H, x : x + W] = False
+            return full, unknown, (sy, sx, ch, cw)
+
+        _masked_command("outpaint", input, text, run, max_seconds, extra, build)
 
 
 # ----------------------------------------------------------------------------- presets

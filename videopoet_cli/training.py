@@ -233,7 +233,7 @@ def export_cmd(
 def eval_cmd(
     preset: str = typer.Option("tiny", "--preset"),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights to evaluate (default: the preset's shipped weights)."),
-    tasks: str = typer.Option("tokenizer,lm,t2v,variety,stylize,motion,animate,extend", "--tasks", help="Comma-separated subset."),
+    tasks: str = typer.Option("tokenizer,lm,t2v,variety,stylize,motion,animate,extend,inpaint,outpaint", "--tasks", help="Comma-separated subset."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N prompts/clips per task (quick look)."),
     cfg: Optional[float] = typer.Option(None, "--cfg"),
     temperature: Optional[float] = typer.Option(None, "--temperature"),
@@ -282,7 +282,7 @@ def eval_cmd(
                 continue
             for k, v in part.items():
                 if isinstance(v, float) and k != "n":
-                    table.add_row(f"{name}.{k}", f"{v:.1%}" if k in ("color", "shape", "motion", "all", "differ", "keeps_color_shape", "smooth_seams") else f"{v:.3g}", str(part.get("n", "")))
+                    table.add_row(f"{name}.{k}", f"{v:.1%}" if k in ("color", "shape", "motion", "all", "differ", "keeps_color_shape", "smooth_seams", "seam_ok") else f"{v:.3g}", str(part.get("n", "")))
         Console().print(table)
         props = report.get("tokenizer", {}).get("token_properties")
         if props:
