@@ -137,7 +137,11 @@ def output_kind(path: str, fmt: str | None) -> str:
     if not path:
         raise InvalidInput("output path is empty")
     suffix = _suffix(path)
-    if path.endswith(("/", os.sep)) or os.path.isdir(path) or not suffix:
+    if not suffix and not (path.endswith(("/", os.sep)) or os.path.isdir(path)):
+        if fmt is None:  # a clear choice, never a silent folder of frames
+            raise InvalidInput(f"{path} has no extension: name a .mp4 or .gif file, a folder ending in /, or give --format")
+        return fmt
+    if path.endswith(("/", os.sep)) or os.path.isdir(path):
         kind = "png"
     elif suffix == ".mp4":
         kind = "mp4"

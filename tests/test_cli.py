@@ -225,7 +225,7 @@ def test_tiny_shape_frames_fps_size(tiny_ckpt, cwd):
 
 
 def test_png_folder_output(micro, cwd):
-    r = ok(cli("generate", PROMPT, *M(micro), "-o", "frames", "--frames", "6", "--size", "96"))
+    r = ok(cli("generate", PROMPT, *M(micro), "-o", "frames", "--format", "png", "--frames", "6", "--size", "96"))
     names = sorted(os.listdir(cwd / "frames"))
     assert names == [f"frame_{i:04d}.png" for i in range(6)]
     frames, _ = read_back(cwd / "frames")
@@ -268,7 +268,7 @@ def test_json_goes_to_stderr_when_video_goes_to_stdout(micro, cwd):
 
 
 def test_num_variations_have_consecutive_seeds_and_differ(micro, cwd):
-    r = ok(cli("generate", PROMPT, *M(micro), "--num", "2", "--seed", "5", "-o", "out", "--json", "--frames", "5"))
+    r = ok(cli("generate", PROMPT, *M(micro), "--num", "2", "--seed", "5", "-o", "out", "--format", "png", "--json", "--frames", "5"))
     recs = [json.loads(line) for line in r.stdout.splitlines()]
     assert [x["seed"] for x in recs] == [5, 6]
     assert [x["path"] for x in recs] == [os.path.join("out", "clip-1"), os.path.join("out", "clip-2")]
@@ -278,15 +278,33 @@ def test_num_variations_have_consecutive_seeds_and_differ(micro, cwd):
     assert not np.array_equal(a, b)
 
 
+def test_output_folder_and_names_without_extension(micro, cwd):
+    r = ok(cli("generate", "-", *M(micro), "-o", "out/", "--frames", "2", "--json", input="a blue square\na red circle\n"))
+    assert [json.loads(x)["path"] for x in r.stdout.splitlines()] == [os.path.join("out", "a-blue-square.mp4"), os.path.join("out", "a-red-circle.mp4")]
+    assert snapshot(cwd / "out") == ["a-blue-square.mp4", "a-red-circle.mp4"]
+    ok(cli("generate", "a blue square", *M(micro), "-o", "out", "--frames", "2", "-q"))  # an existing folder: a new name in it
+    assert "a-blue-square-2.mp4" in snapshot(cwd / "out")
+    r = cli("generate", "x", *M(micro), "-o", "myclip", "--frames", "2")
+    assert r.exit_code == 2 and "has no extension" in r.stderr and not (cwd / "myclip").exists()
+    ok(cli("generate", "x", *M(micro), "-o", "myclip", "--format", "gif", "--frames", "2", "-q"))
+    assert read_back_gif_bytes(cwd / "myclip") == 2
+
+
+def read_back_gif_bytes(path):
+    with Image.open(path) as im:
+        assert im.format == "GIF"
+        return im.n_frames
+
+
 def test_numbered_files_for_several_clips(micro, cwd):
     ok(cli("generate", PROMPT, *M(micro), "--num", "2", "-o", "clip.gif", "--frames", "2", "-q"))
     assert snapshot(cwd) == ["clip-1.gif", "clip-2.gif"]
 
 
 def test_same_seed_same_frames(micro, cwd):
-    ok(cli("generate", PROMPT, *M(micro), "--seed", "11", "-o", "a", "--frames", "5", "-q"))
-    ok(cli("generate", PROMPT, *M(micro), "--seed", "11", "-o", "b", "--frames", "5", "-q"))
-    ok(cli("generate", PROMPT, *M(micro), "--seed", "12", "-o", "c", "--frames", "5", "-q"))
+    ok(cli("generate", PROMPT, *M(micro), "--seed", "11", "-o", "a", "--format", "png", "--frames", "5", "-q"))
+    ok(cli("generate", PROMPT, *M(micro), "--seed", "11", "-o", "b", "--format", "png", "--frames", "5", "-q"))
+    ok(cli("generate", PROMPT, *M(micro), "--seed", "12", "-o", "c", "--format", "png", "--frames", "5", "-q"))
     a, b, c = (read_back(cwd / n)[0] for n in "abc")
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)

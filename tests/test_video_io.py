@@ -265,7 +265,9 @@ def test_output_kind(tmp_path):
     assert V.output_kind("x.MP4", "mp4") == "mp4"
     assert V.output_kind("x.gif", None) == "gif"
     assert V.output_kind("frames/", None) == "png"
-    assert V.output_kind("frames", None) == "png"
+    with pytest.raises(InvalidInput, match="no extension"):
+        V.output_kind("frames", None)
+    assert V.output_kind("frames", "png") == "png" and V.output_kind("clip", "mp4") == "mp4"
     assert V.output_kind(str(tmp_path), "png") == "png"
     (tmp_path / "dir.mp4").mkdir()
     assert V.output_kind(str(tmp_path / "dir.mp4"), None) == "png"

@@ -371,14 +371,20 @@ class Run:
             if n > 1:
                 raise InvalidInput(f"stdout takes one clip, but this makes {n}; give -o with a file name or folder")
             paths = [out]
-        elif out is None:
+        elif out is None or self._is_folder_target():
+            # no -o, or -o FOLDER/: new names made from the prompt (in that folder), never overwriting
             f = (self.fmt or "mp4").lower().lstrip(".")
-            kind = V.output_kind("x" if f == "png" else f"x.{f}", self.fmt)
+            kind = V.output_kind("x/" if f == "png" else f"x.{f}", self.fmt)
             ext = "" if kind == "png" else f".{kind}"
+            folder = out or ""
+            if folder and not os.path.isdir(folder):
+                parent = os.path.dirname(os.path.abspath(folder.rstrip("/" + os.sep)))
+                if not os.path.isdir(parent):
+                    raise InvalidInput(f"output folder does not exist: {parent}")
             taken: set = set()
             paths = []
             for prompt, _, _ in items:
-                path = _free_name(default_stem(prompt), ext, taken)
+                path = _free_name(os.path.join(folder, default_stem(prompt)), ext, taken)
                 taken.add(path)
                 paths.append(path)
         else:
@@ -393,13 +399,21 @@ class Run:
                 paths = [f"{stem}-{i + 1}{ext}" for i in range(n)]
         for path in paths:
             parent = os.path.dirname(os.path.abspath(path.rstrip("/" + os.sep) or path))
-            if n > 1 and out not in (None, STDIO) and kind == "png" and not os.path.isdir(parent):
-                continue  # subfolders of a folder made later, when the first clip is written
+            if out not in (None, STDIO) and (kind == "png" and n > 1 or self._is_folder_target()) and not os.path.isdir(parent):
+                continue  # in a folder made later, when the first clip is written
             V.check_output(path, kind, self.overwrite)
         for i, ((prompt, variation, extra), path) in enumerate(zip(items, paths)):
             label = f"[{i + 1}/{n}] {_short(prompt)}" if n > 1 else _short(prompt)
             jobs.append(Job(prompt, self.seed + variation, path, kind, label, extra))
         return jobs
+
+    def _is_folder_target(self) -> bool:
+        """-o names a folder to put clips in (a trailing / or an existing folder), unless --format png
+        asks for that folder to hold PNG frames."""
+        out = self.output
+        if out in (None, STDIO) or (self.fmt or "").lower().lstrip(".") == "png":
+            return False
+        return out.endswith(("/", os.sep)) or os.path.isdir(out)
 
     # -- running -----------------------------------------------------------------------------------
     def load(self) -> Any:
@@ -431,9 +445,9 @@ class Run:
                     video = make(vp, job, tick)
                 # a command that pastes its result back at the input's resolution returns uint8 frames
                 frames = video if getattr(video, "dtype", None) == "uint8" else V.upscale(V.to_uint8(video), self.size)
-                if job.kind == "png" and job.path != STDIO:
+                if job.path != STDIO and self.output is not None:
                     parent = os.path.dirname(os.path.abspath(job.path.rstrip("/" + os.sep)))
-                    if len(jobs) > 1 and self.output is not None and not os.path.isdir(parent):
+                    if (self._is_folder_target() or (job.kind == "png" and len(jobs) > 1)) and not os.path.isdir(parent):
                         os.makedirs(parent, exist_ok=True)
                 V.write_video(frames, job.path, fps, job.kind, overwrite=self.overwrite)
                 taken = time.perf_counter() - start
