@@ -164,6 +164,7 @@ def check_output(path: str, kind: str, overwrite: bool) -> None:
     parent = os.path.dirname(os.path.abspath(path.rstrip("/" + os.sep) or path))
     if not os.path.isdir(parent):
         raise InvalidInput(f"output folder does not exist: {parent}")
+    _check_writable(parent)
     if kind == "png":
         if os.path.exists(path) and not os.path.isdir(path):
             raise InvalidInput(f"{path} exists and is not a folder; PNG frames need a folder")
@@ -174,6 +175,14 @@ def check_output(path: str, kind: str, overwrite: bool) -> None:
         raise InvalidInput(f"{path} is a folder; give a file name ending in .{kind}")
     if os.path.lexists(path) and not overwrite:
         raise InvalidInput(f"{path} exists; pass --overwrite to replace it")
+
+
+def _check_writable(folder: str) -> None:
+    """Create and remove a hidden file: a read-only folder or file system fails here, before any work."""
+    try:
+        _remove(_new_temp_file(folder, "videopoet-probe", ""))
+    except OSError as e:
+        raise VideoPoetError(f"cannot write in {folder}: {e.strerror or e}") from None
 
 
 def _new_temp_file(folder: str, base: str, suffix: str) -> str:
@@ -307,7 +316,7 @@ def write_video(frames: np.ndarray, path: str, fps: float, kind: str, overwrite:
         if kind == "png":
             _write_png_folder(frames, path, overwrite)
         else:
-            _write_file(frames, path, fps, kind)
+            _write_file(frames, path, fps, kind, overwrite)
     except BrokenPipeError:
         raise  # stdout reader went away (e.g. `| head`): the CLI decides how quiet to be
     except (OSError, RuntimeError) as e:  # disk full, permissions, ffmpeg failure...
@@ -321,8 +330,26 @@ def _short_reason(e: BaseException) -> str:
     return (_ffmpeg_reason(text) or text.splitlines()[-1][:160]) if text else type(e).__name__
 
 
-def _write_file(frames: np.ndarray, path: str, fps: float, kind: str) -> None:
-    """Encode to a hidden temp file, then os.replace it into place (or copy it to stdout)."""
+def _place(tmp: str, path: str, overwrite: bool) -> None:
+    """Move the finished temp file to `path`. Without overwrite a hard link puts it there only if the
+    name is still free (another process may have written it meanwhile): nothing is ever replaced."""
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise InvalidInput(f"{path} appeared while this clip was made (another process?); not replaced, pass --overwrite to replace it") from None
+    except OSError:  # no hard links on this file system
+        if os.path.lexists(path):
+            raise InvalidInput(f"{path} appeared while this clip was made (another process?); not replaced") from None
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)
+
+
+def _write_file(frames: np.ndarray, path: str, fps: float, kind: str, overwrite: bool = False) -> None:
+    """Encode to a hidden temp file, then put it into place (or copy it to stdout)."""
     encode: Callable[[np.ndarray, str, float], None] = _encode_mp4 if kind == "mp4" else _encode_gif
     if path == STDIO:
         fd, tmp = tempfile.mkstemp(prefix=".videopoet.", suffix=f".{kind}")
@@ -338,7 +365,7 @@ def _write_file(frames: np.ndarray, path: str, fps: float, kind: str) -> None:
             out.flush()
             os.unlink(tmp)
         else:
-            os.replace(tmp, path)
+            _place(tmp, path, overwrite)
     except BaseException:
         _remove(tmp)
         raise

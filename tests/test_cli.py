@@ -588,3 +588,80 @@ def test_presets_show():
     out = ok(cli("presets", "show", "tiny")).stdout
     assert "bits: 12" in out and "name: tiny" in out
     assert_one_error(cli("presets", "show", "nope"), 2, "unknown preset")
+
+
+# ----------------------------------------------------------------------------- usage errors, races, read-only
+
+
+def test_usage_errors_are_one_line(capsys):
+    from videopoet_cli.main import main
+
+    cases = [(["generate", "x", "--bogus"], "No such option: --bogus"), (["generate", "x", "--seed", "abc"], "--seed"),
+             (["nosuch"], "No such command"), (["animate"], "Missing argument")]  # fmt: skip
+    for argv, words in cases:
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2, argv
+        assert err.startswith("error: ") and err.count("\n") == 1 and words in err, err
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.strip() == "videopoet 0.1.0"
+
+
+def test_completion_is_offered():
+    assert "--install-completion" in ok(cli("--help")).stdout
+
+
+def test_a_name_another_run_is_writing_is_refused_up_front(micro, cwd):
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (cwd / ".clip.mp4.videopoet-lock").write_text(str(holder.pid))
+        r = cli("generate", PROMPT, *M(micro), "-o", "clip.mp4", "--frames", "2")
+        assert r.exit_code == 2 and "another videopoet process" in r.stderr
+        (cwd / f".{SLUG}.mp4.videopoet-lock").write_text(str(holder.pid))
+        r = ok(cli("generate", PROMPT, *M(micro), "--frames", "2", "--json"))
+        assert json.loads(r.stdout)["path"] == f"{SLUG}-2.mp4"  # the auto-name steps past the reserved one
+    finally:
+        holder.kill()
+        holder.wait()
+    ok(cli("generate", PROMPT, *M(micro), "-o", "clip.mp4", "--frames", "2", "-q"))  # a stale lock is ignored
+    assert sorted(p.name for p in cwd.iterdir() if "lock" in p.name) == [f".{SLUG}.mp4.videopoet-lock"]  # ours are gone
+
+
+def test_a_file_that_appears_during_generation_is_not_replaced(micro, cwd, monkeypatch):
+    real = V._encode_mp4
+
+    def slow(frames, tmp, fps):  # another process writes the name while this one encodes
+        real(frames, tmp, fps)
+        (cwd / "clip.mp4").write_bytes(b"someone else's")
+
+    monkeypatch.setattr(V, "_encode_mp4", slow)
+    r = cli("generate", PROMPT, *M(micro), "-o", "clip.mp4", "--frames", "2")
+    assert r.exit_code == 2 and "appeared while" in r.stderr
+    assert (cwd / "clip.mp4").read_bytes() == b"someone else's"
+    assert [p.name for p in cwd.iterdir() if p.name != "clip.mp4"] == []  # no temp file left
+
+
+def test_unwritable_output_folder_fails_before_the_model_loads(micro, cwd, monkeypatch):
+    from model import pipeline
+
+    def boom(*a, **k):
+        raise AssertionError("the model was loaded")
+
+    monkeypatch.setattr(pipeline.VideoPoet, "from_pretrained", boom)
+    monkeypatch.setattr(os, "open", _failing_open(os.open, str(cwd / "ro")))
+    (cwd / "ro").mkdir()
+    r = cli("generate", PROMPT, *M(micro), "-o", "ro/clip.mp4", "--frames", "2")
+    assert r.exit_code == 1 and "cannot write in" in r.stderr and "Read-only" in r.stderr
+
+
+def _failing_open(real, folder):
+    import errno
+
+    def fake(path, flags, *a, **k):
+        if str(path).startswith(folder + os.sep) and flags & os.O_CREAT:
+            raise OSError(errno.EROFS, "Read-only file system", path)
+        return real(path, flags, *a, **k)
+
+    return fake

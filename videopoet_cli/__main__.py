@@ -1,6 +1,6 @@
 """`python -m videopoet_cli` runs the `videopoet` command line."""
 
-from .main import app
+from .main import main
 
 if __name__ == "__main__":
-    app(prog_name="videopoet")
+    main()

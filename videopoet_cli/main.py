@@ -48,7 +48,7 @@ app = typer.Typer(
     ),
     rich_markup_mode="rich",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -100,6 +100,27 @@ def _guard() -> Iterator[None]:
     except Exception as e:  # a bug: one line (the traceback with VIDEOPOET_DEBUG=1)
         _internal(e)
         raise typer.Exit(1) from None
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    """The console entry point: usage errors (unknown option, bad value, missing argument) end as one
+    `error:` line and exit 2, like every other error, instead of Click's boxed message."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="videopoet", standalone_mode=False)
+    except (KeyboardInterrupt, typer.Abort):
+        sys.stderr.write("interrupted\n")
+        sys.exit(130)
+    except Exception as e:
+        # Click's usage errors carry format_message() and exit_code (duck-typed: Typer vendors Click)
+        if not (hasattr(e, "format_message") and isinstance(getattr(e, "exit_code", None), int)):
+            raise
+        ctx = getattr(e, "ctx", None)
+        path = ctx.command_path if ctx is not None else "videopoet"
+        hint = f" (see {path} --help)" if e.exit_code == 2 else ""
+        _error(f"{e.format_message()}{hint}")
+        sys.exit(e.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 # ----------------------------------------------------------------------------- version
@@ -402,6 +423,9 @@ class Run:
             if out not in (None, STDIO) and (kind == "png" and n > 1 or self._is_folder_target()) and not os.path.isdir(parent):
                 continue  # in a folder made later, when the first clip is written
             V.check_output(path, kind, self.overwrite)
+        for path in paths:
+            if path != STDIO:
+                _reserve(path)
         for i, ((prompt, variation, extra), path) in enumerate(zip(items, paths)):
             label = f"[{i + 1}/{n}] {_short(prompt)}" if n > 1 else _short(prompt)
             jobs.append(Job(prompt, self.seed + variation, path, kind, label, extra))
@@ -434,6 +458,12 @@ class Run:
     def execute(self, jobs: List[Job], make: Callable[[Any, Job, Any], Any], fps: float) -> None:
         """Load the model once, make and write every clip. One failing clip of several does not stop
         the others: it is reported, and the exit status is 1 at the end."""
+        try:
+            self._execute(jobs, make, fps)
+        finally:
+            _release_reservations()
+
+    def _execute(self, jobs: List[Job], make: Callable[[Any, Job, Any], Any], fps: float) -> None:
         vp = self.load()
         from model import video_io as V
 
@@ -508,11 +538,83 @@ def _slug(text: str, max_len: int = 60) -> str:
 
 
 def _free_name(stem: str, ext: str, taken: set) -> str:
-    """stem+ext in the current folder, or stem-2, stem-3... if that exists or is already planned."""
+    """stem+ext, or stem-2, stem-3... if that exists, is already planned, or another run is writing it."""
     name, k = f"{stem}{ext}", 2
-    while os.path.lexists(name) or name in taken:
+    while os.path.lexists(name) or name in taken or _lock_owner(name) is not None:
         name, k = f"{stem}-{k}{ext}", k + 1
     return name
+
+
+def _lock_path(path: str) -> str:
+    target = path.rstrip("/" + os.sep) or path
+    return os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.videopoet-lock")
+
+
+def _lock_owner(path: str) -> Optional[int]:
+    """The live process (not this one) that reserved `path`, if any; stale reservations do not count."""
+    try:
+        with open(_lock_path(path)) as f:
+            pid = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return None
+    if pid <= 0 or pid == os.getpid():
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except OSError:
+        pass  # alive, owned by someone else
+    return pid
+
+
+_RESERVED: List[str] = []
+
+
+def _release_reservations() -> None:
+    while _RESERVED:
+        try:
+            os.unlink(_RESERVED.pop())
+        except OSError:
+            pass
+
+
+def _reserve(path: str) -> None:
+    """Claim an output name for this run before any model work (a hidden lock file holding our pid), so
+    a second run aiming at the same name stops at once instead of after its whole generation."""
+    owner = _lock_owner(path)
+    if owner is not None:
+        raise InvalidInput(f"{path} is being written by another videopoet process (pid {owner}); choose another name")
+    lock = _lock_path(path)
+    if not os.path.isdir(os.path.dirname(os.path.abspath(lock))):
+        return  # a folder made later: nothing to race for yet
+    if not _RESERVED:
+        import atexit
+
+        atexit.register(_release_reservations)
+    tmp = lock + f".{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            f.write(str(os.getpid()))
+        for _ in range(2):
+            try:
+                os.link(tmp, lock)  # exclusive and atomic: a reader sees no lock or a whole one
+                break
+            except FileExistsError:
+                owner = _lock_owner(path)
+                if owner is not None:
+                    raise InvalidInput(f"{path} is being written by another videopoet process (pid {owner}); choose another name") from None
+                os.unlink(lock)  # stale: its process is gone
+        else:
+            return
+    except OSError:
+        return  # cannot reserve here (no hard links, ...): the final no-clobber write still protects the file
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    _RESERVED.append(lock)
 
 
 def _setup(
