@@ -27,6 +27,17 @@ MAX_FRAMES = 1201  # 150 s at 8 fps (1 + 150*8): beyond this a request is refuse
 CONTEXT_LATENTS = 3  # latent frames of context when continuing (1 + 4*2 = 9 frames)
 
 
+def frames_made(preset: Preset, frames: int, fps: float) -> tuple[int, int]:
+    """(frames the request needs at the preset's frame rate, frames the model makes for them): one image,
+    or a first window and then (latent frames - context) latent frames per further window."""
+    t = preset.tokenizer
+    native = 1 + math.ceil((frames - 1) * preset.video.fps / fps)
+    if native == 1:
+        return 1, 1
+    step = t.time_stride * (t.latent_shape()[0] - CONTEXT_LATENTS)
+    return native, t.frames + step * math.ceil(max(0, native - t.frames) / step)
+
+
 def _check_prompt(prompt: str) -> str:
     if not isinstance(prompt, str) or not prompt.strip():
         raise InvalidInput("the prompt is empty")
@@ -89,6 +100,29 @@ class VideoPoet:
 
         config = {"tokenizer": dataclasses.asdict(self.preset.tokenizer), "lm": dataclasses.asdict(self.preset.lm)}
         save_checkpoint(Path(path), {"tokenizer": self.tokenizer, "lm": self.lm}, config, "videopoet", dtype=dtype)
+
+    def prompt_notes(self, prompt: str) -> list[str]:
+        """Things a user should know before a prompt runs: text past the encoder's window is ignored;
+        with the shipped weights (trained on the shape world), a prompt naming no colour, shape or motion
+        of that world has nothing the model learnt to follow."""
+        from .text import shared_text_encoder
+
+        notes = []
+        tok = shared_text_encoder(self.preset.lm.max_text_tokens).tokenizer
+        enc = tok.encode(prompt)
+        if enc.overflowing:
+            kept = tok.decode(enc.ids, skip_special_tokens=True)
+            tail = kept if len(kept) <= 40 else "..." + kept[-37:]
+            notes.append(f"only the first {self.preset.lm.max_text_tokens} text tokens of the prompt are read "
+                         f"(up to \"{tail}\"); the rest is ignored")  # fmt: skip
+        shipped = weights_path(self.preset)
+        if shipped is not None and self.checkpoint is not None and Path(self.checkpoint).resolve() == shipped.resolve():
+            from .data.captions import parse_attributes
+
+            if parse_attributes(prompt) == (None, None, None):
+                notes.append("the prompt names no colour, shape or motion the shipped model was trained on "
+                             "(README: what the model can do); expect an arbitrary clip")  # fmt: skip
+        return notes
 
     # -- pieces -------------------------------------------------------------------------------------
     def encode_text(self, prompts: Seq[str]):

@@ -665,3 +665,23 @@ def _failing_open(real, folder):
         return real(path, flags, *a, **k)
 
     return fake
+
+
+def test_notices_for_wasted_frames_and_long_prompts(micro, cwd):
+    r = ok(cli("generate", PROMPT, *M(micro), "--frames", "5", "-o", "a.mp4"))
+    assert "5 frames at 8 fps take 5 of the 17 frames" in r.stderr
+    r = ok(cli("generate", PROMPT, *M(micro), "--frames", "17", "-o", "b.mp4"))
+    assert "note" not in r.stderr
+    long = PROMPT + " on a dark gray background while the camera slowly pans across a wide field of flowers"
+    r = ok(cli("generate", long, *M(micro), "--frames", "17", "-o", "c.mp4"))
+    assert "only the first 16 text tokens" in r.stderr and "the rest is ignored" in r.stderr
+    assert "note" not in ok(cli("generate", long, *M(micro), "--frames", "17", "-o", "d.mp4", "-q")).stderr
+
+
+def test_notice_for_a_prompt_the_shipped_model_cannot_read():
+    from model.pipeline import VideoPoet
+
+    vp = VideoPoet.from_pretrained("tiny")
+    assert any("names no colour, shape or motion" in n for n in vp.prompt_notes("🎉🎉🎉"))
+    assert any("names no colour, shape or motion" in n for n in vp.prompt_notes("一个红色的圆圈"))
+    assert vp.prompt_notes(PROMPT) == []

@@ -282,6 +282,17 @@ def _check_timing(seconds: Optional[float], frames: Optional[int], fps: Optional
         raise InvalidInput(f"--fps must be in (0, {MAX_FPS:g}], got {_fmt(fps)}")
 
 
+def _frames_note(run: "Run", n_frames: int, fps: float) -> None:
+    """Say so when a frame count makes the model do work that is then dropped (it makes 17 frames, then
+    8 more per window, at the preset's rate): the count is kept, never silently changed."""
+    from model.pipeline import frames_made
+
+    native, made = frames_made(run.preset, n_frames, fps)
+    if native not in (1, made):
+        run.note(f"note: {n_frames} frames at {_fmt(fps)} fps take {native} of the {made} frames the model makes "
+                 f"at {run.preset.video.fps} fps (17, then 8 more per window); the cost is that of {made}")  # fmt: skip
+
+
 def _frame_count(preset: Any, seconds: Optional[float], frames: Optional[int], fps: float) -> int:
     """Frames of the output: --frames, else 1 + seconds * fps (default: one model window, 2 s)."""
     if frames is not None:
@@ -466,6 +477,10 @@ class Run:
     def _execute(self, jobs: List[Job], make: Callable[[Any, Job, Any], Any], fps: float) -> None:
         vp = self.load()
         from model import video_io as V
+
+        for prompt in dict.fromkeys(job.prompt for job in jobs):
+            for line in vp.prompt_notes(prompt):
+                self.note(f"note: {line}" if len(jobs) == 1 else f"note: {_short(prompt)}: {line}")
 
         failed = 0
         for job in jobs:
@@ -754,6 +769,7 @@ def generate(
         prompts = _collect_prompts(prompt, prompts_file)
         out_fps = float(fps if fps is not None else run.preset.video.fps)
         n_frames = _frame_count(run.preset, seconds, frames, out_fps)
+        _frames_note(run, n_frames, out_fps)
         extra = {"then": then_prompts} if then_prompts else {}
         jobs = run.plan([(p, i, extra) for p in prompts for i in range(num)], _slug)
 
@@ -806,6 +822,7 @@ def animate(
                      sampling=Sampling(temperature, top_k, top_p, cfg, decoding))
         out_fps = float(fps if fps is not None else run.preset.video.fps)
         n_frames = _frame_count(run.preset, seconds, frames, out_fps)
+        _frames_note(run, n_frames, out_fps)
         jobs = run.plan([(text, i, {"input": image}) for i in range(num)], _input_stem(image, text))
         picture = _read_image_input(image, run.preset)
 
