@@ -705,9 +705,52 @@ def read_image(path: str) -> np.ndarray:
     return _read_image_file(path, name, suffix)
 
 
+STILL_MAX_PIXELS = 150_000_000  # a still image may be this large (about 450 MB decoded, once)
+STILL_MAX_SIDE = 2048  # stills are reduced to fit this while reading (the model sees 64x64)
+
+
+def _read_still(path: str, name: str) -> np.ndarray | None:
+    """A still image of any size up to STILL_MAX_PIXELS, reduced to fit STILL_MAX_SIDE while decoding
+    (JPEG decodes at a fraction of its size; others are reduced right after). None if animated."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = STILL_MAX_PIXELS // 2  # Pillow refuses above twice this
+    try:
+        im = Image.open(path)
+    except Image.DecompressionBombError:
+        raise InvalidInput(f"image too large: {name} has more than {STILL_MAX_PIXELS // 1_000_000} megapixels") from None
+    except (UnidentifiedImageError, OSError) as e:
+        raise _undecodable(path, name, e) from e
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+    with im:
+        w, h = im.size
+        if w * h > STILL_MAX_PIXELS:
+            raise InvalidInput(f"image too large: {name} is {w}x{h} (at most {STILL_MAX_PIXELS // 1_000_000} megapixels)")
+        try:
+            if getattr(im, "n_frames", 1) > 1 and im.format in ("GIF", "PNG", "WEBP"):
+                return None
+            if max(w, h) > STILL_MAX_SIDE:
+                im.draft("RGB", (STILL_MAX_SIDE, STILL_MAX_SIDE))  # JPEG: decode reduced (no-op for others)
+            rgb = _pil_to_rgb(ImageOps.exif_transpose(im) or im)
+        except (OSError, EOFError, SyntaxError, ValueError) as e:
+            raise _undecodable(path, name, e) from e
+    h, w = rgb.shape[:2]
+    if max(h, w) > STILL_MAX_SIDE:
+        import cv2
+
+        k = STILL_MAX_SIDE / max(h, w)
+        rgb = cv2.resize(rgb, (max(1, round(w * k)), max(1, round(h * k))), interpolation=cv2.INTER_AREA)
+    return rgb
+
+
 def _read_image_file(path: str, name: str, suffix: str) -> np.ndarray:
     if suffix in VIDEO_SUFFIXES:
         raise InvalidInput(f"{name} is a video; give an image")
+    still = _read_still(path, name)
+    if still is not None:
+        return still
     frames, _ = _read_animated(path, name, suffix, None, 4096 * 4096, MAX_BYTES)
     if len(frames) != 1:
         raise InvalidInput(f"{name} is an animation ({len(frames)} frames); give an image")

@@ -471,3 +471,19 @@ def test_import_is_light():
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_large_still_images_are_read_reduced(tmp_path):
+    from PIL import Image
+
+    big = np.zeros((6000, 8000, 3), np.uint8)
+    big[:, 4000:] = (200, 30, 30)
+    Image.fromarray(big).save(tmp_path / "big.png")
+    Image.fromarray(big).save(tmp_path / "big.jpg", quality=80)
+    for name in ("big.png", "big.jpg"):
+        im = V.read_image(str(tmp_path / name))
+        assert im.shape == (1536, 2048, 3)  # reduced to fit 2048, aspect kept
+        assert im[:, 1100:, 0].mean() > 190 and im[:, :900].max() < 20
+    Image.new("L", (13000, 12000)).save(tmp_path / "huge.png")  # 156 megapixels
+    with pytest.raises(InvalidInput, match="image too large"):
+        V.read_image(str(tmp_path / "huge.png"))
