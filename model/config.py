@@ -113,6 +113,7 @@ class SamplingConfig:
     cfg: float = 3.0  # classifier-free guidance scale; 1.0 = conditional model only
     seed: int = 0
     decoding: str = "sequential"  # or "jacobi": several tokens per model call, same tokens (model.sampling)
+    negative: str = ""  # text guidance steers away from ("" = the text-dropped model, as trained)
 
     def validate(self, where: str) -> None:
         if not self.temperature > 0:

@@ -138,11 +138,11 @@ class VideoPoet:
         parts = [self._text_cache[p] for p in prompts]
         return tuple(torch.stack([x[i] for x in parts]).to(self.device) for i in range(3))
 
-    def _sampling(self, temperature, top_k, top_p, cfg, decoding=None) -> dict:
-        given = dict(temperature=temperature, top_k=top_k, top_p=top_p, cfg=cfg, decoding=decoding)
+    def _sampling(self, temperature, top_k, top_p, cfg, decoding=None, negative=None) -> dict:
+        given = dict(temperature=temperature, top_k=top_k, top_p=top_p, cfg=cfg, decoding=decoding, negative=negative)
         s = dataclasses.replace(self.preset.sampling, **{k: v for k, v in given.items() if v is not None})
         s.validate("options")
-        return dict(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, cfg=s.cfg, decoding=s.decoding)
+        return dict(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, cfg=s.cfg, decoding=s.decoding, negative=s.negative)
 
     def _frames_for(self, duration_seconds: Optional[float], frames: Optional[int], fps: Optional[float]) -> tuple[int, float]:
         fps = float(fps if fps is not None else self.preset.video.fps)
@@ -180,8 +180,11 @@ class VideoPoet:
     def _run(self, task, prompt, n_out, visual_in=None, forced=None, in_mask=None, *, seed, progress, sampling) -> torch.Tensor:
         states, valid, pooled = self.encode_text([prompt])
         seq = tasks.build(task, states, valid, pooled, n_out, visual_in=visual_in, visual_out=forced, in_mask=in_mask)
-        gen = torch.Generator(device=self.device).manual_seed(int(seed))
         sampling = dict(sampling)
+        negative = sampling.pop("negative", "")
+        if negative and negative.strip():  # guidance pushes away from this text instead of from no text
+            seq = seq.with_negative(*self.encode_text([negative.strip()]))
+        gen = torch.Generator(device=self.device).manual_seed(int(seed))
         sampler = sample_jacobi if sampling.pop("decoding") == "jacobi" else sample
         return sampler(self.lm, seq, generator=gen, progress=progress, **sampling)
 
@@ -225,13 +228,14 @@ class VideoPoet:
         seed: Optional[int] = None,
         then: Seq[str] = (),
         decoding: Optional[str] = None,
+        negative: Optional[str] = None,
         progress: Optional[Progress] = None,
     ) -> torch.Tensor:
         """Text to video: (T, 3, H, W) in [-1, 1]. `then` prompts drive the windows after the first."""
         prompt = _check_prompt(prompt)
         then = [_check_prompt(p) for p in then]
         frames, fps = self._frames_for(duration_seconds, frames, fps)
-        sampling = self._sampling(temperature, top_k, top_p, cfg, decoding)
+        sampling = self._sampling(temperature, top_k, top_p, cfg, decoding, negative)
         seed = self.preset.sampling.seed if seed is None else seed
         cfgt = self.preset.tokenizer
         native = self._native_frames(frames, fps)
@@ -247,14 +251,14 @@ class VideoPoet:
 
     @torch.no_grad()
     def animate(self, image: torch.Tensor, prompt: str, *, duration_seconds=None, frames=None, fps=None, temperature=None,
-                top_k=None, top_p=None, cfg=None, seed=None, decoding=None, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
+                top_k=None, top_p=None, cfg=None, seed=None, decoding=None, negative=None, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
         """Image (3, H, W) to video (T, 3, H, W); frame 0 is the image as the tokenizer reproduces it."""
         prompt = _check_prompt(prompt)
         if image.dim() not in (3, 4) or (image.dim() == 4 and image.shape[0] != 1):
             raise InvalidInput(f"animate takes one image (3, H, W), got shape {tuple(image.shape)}")
         image = self._fit(image.reshape(1, 1, *image.shape[-3:]))
         frames, fps = self._frames_for(duration_seconds, frames, fps)
-        sampling = self._sampling(temperature, top_k, top_p, cfg, decoding)
+        sampling = self._sampling(temperature, top_k, top_p, cfg, decoding, negative)
         seed = self.preset.sampling.seed if seed is None else seed
         cfgt = self.preset.tokenizer
         n_tok = cfgt.tokens_per_latent_frame()
@@ -267,7 +271,7 @@ class VideoPoet:
 
     @torch.no_grad()
     def extend(self, video: torch.Tensor, prompt: Union[str, Seq[str]], seconds: float, *, fps=None, temperature=None,
-               top_k=None, top_p=None, cfg=None, seed=None, decoding=None, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
+               top_k=None, top_p=None, cfg=None, seed=None, decoding=None, negative=None, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
         """Continue a clip (T, 3, H, W at the preset's fps and size) by `seconds`; returns input + new frames.
         A list of prompts changes the prompt from one extension window to the next."""
         prompts = [_check_prompt(p) for p in ([prompt] if isinstance(prompt, str) else prompt)]
@@ -280,7 +284,7 @@ class VideoPoet:
         add = round(seconds * native_fps)
         if video.shape[0] + add > MAX_FRAMES:
             raise InvalidInput(f"the result would have {video.shape[0] + add} frames; at most {MAX_FRAMES}")
-        sampling = self._sampling(temperature, top_k, top_p, cfg, decoding)
+        sampling = self._sampling(temperature, top_k, top_p, cfg, decoding, negative)
         seed = self.preset.sampling.seed if seed is None else seed
         cfgt = self.preset.tokenizer
         per_window = cfgt.time_stride * (cfgt.latent_shape()[0] - CONTEXT_LATENTS)
@@ -295,7 +299,7 @@ class VideoPoet:
 
     @torch.no_grad()
     def stylize(self, source_video: torch.Tensor, style_prompt: str, *, motion_only: bool = False, temperature=None,
-                top_k=None, top_p=None, cfg=None, seed=None, decoding=None, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
+                top_k=None, top_p=None, cfg=None, seed=None, decoding=None, negative=None, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
         """Restyle a clip (T, 3, H, W at the preset's fps and size) with the text; keeps layout and motion.
         motion_only conditions on optical flow alone (motion transfer). Long clips go window by window,
         each window's first latent frames taken from the previous output so there are no seams."""
@@ -304,7 +308,7 @@ class VideoPoet:
 
         style_prompt = _check_prompt(style_prompt)
         video = self._fit(source_video[None])[0]
-        sampling = self._sampling(temperature, top_k, top_p, cfg, decoding)
+        sampling = self._sampling(temperature, top_k, top_p, cfg, decoding, negative)
         seed = self.preset.sampling.seed if seed is None else seed
         src = self._hold_last(video)
         control = from_uint8(control_video(to_uint8(src), motion_only=motion_only)).to(self.device)
@@ -313,19 +317,19 @@ class VideoPoet:
 
     @torch.no_grad()
     def inpaint(self, video: torch.Tensor, mask: torch.Tensor, prompt: str, *, temperature=None, top_k=None, top_p=None,
-                cfg=None, seed=None, decoding=None, blend: bool = True, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
+                cfg=None, seed=None, decoding=None, negative=None, blend: bool = True, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
         """Remake the masked region of a clip (T, 3, H, W at the preset's fps and size) as the text says.
         mask: (H, W) bool, True = make; every latent cell it touches is hidden from the model. Outside the
         hidden cells the input is kept, blended into the made region over one latent cell (blend=False:
         the model's whole output, as decoded)."""
-        return self._masked("inpaint", video, mask, prompt, seed, progress, self._sampling(temperature, top_k, top_p, cfg, decoding), blend)
+        return self._masked("inpaint", video, mask, prompt, seed, progress, self._sampling(temperature, top_k, top_p, cfg, decoding, negative), blend)
 
     @torch.no_grad()
     def outpaint(self, video: torch.Tensor, mask: torch.Tensor, prompt: str, *, temperature=None, top_k=None, top_p=None,
-                 cfg=None, seed=None, decoding=None, blend: bool = True, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
+                 cfg=None, seed=None, decoding=None, negative=None, blend: bool = True, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
         """Make the unknown border of a canvas (T, 3, H, W at the preset's fps and size; what is under the
         mask is ignored) so the known part continues into it. mask: (H, W) bool, True = unknown."""
-        return self._masked("outpaint", video, mask, prompt, seed, progress, self._sampling(temperature, top_k, top_p, cfg, decoding), blend)
+        return self._masked("outpaint", video, mask, prompt, seed, progress, self._sampling(temperature, top_k, top_p, cfg, decoding, negative), blend)
 
     def mask_cells(self, mask: torch.Tensor) -> torch.Tensor:
         """(H, W) pixel mask at the model's size -> (h, w) latent cells hidden from the model."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -52,6 +53,7 @@ class Sequence:
     in_start: int = -1  # index of the first visual-in id (-1: no visual input)
     n_in: int = 0  # visual-in ids
     out_follows_in: bool = False  # visual-out continues visual-in in time (i2v, continue); else they are aligned
+    negative: Optional[tuple] = None  # (states, valid, pooled) of a negative prompt: the other half of CFG
 
     @property
     def batch(self) -> int:
@@ -59,6 +61,8 @@ class Sequence:
 
     def to(self, device) -> "Sequence":
         moved = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if self.negative is not None:
+            moved["negative"] = tuple(t.to(device) for t in self.negative)
         return Sequence(**{k: (v.to(device) if torch.is_tensor(v) else v) for k, v in moved.items()})
 
     def key_valid(self) -> torch.Tensor:
@@ -72,9 +76,20 @@ class Sequence:
         """The same prefix with the text dropped: the unconditional half of CFG."""
         return dataclasses.replace(self, text_valid=torch.zeros_like(self.text_valid), has_text=torch.zeros_like(self.has_text))
 
+    def with_negative(self, states: torch.Tensor, valid: torch.Tensor, pooled: torch.Tensor) -> "Sequence":
+        """The same batch whose CFG branch reads this (one) negative prompt instead of no text."""
+        B = self.batch
+        return dataclasses.replace(self, negative=(states.expand(B, -1, -1), valid.expand(B, -1), pooled.expand(B, -1)))
+
     def doubled(self) -> "Sequence":
-        """[conditional; unconditional] in one batch, so CFG costs one model call per step."""
-        u = self.without_text()
+        """[conditional; unconditional] in one batch, so CFG costs one model call per step. With a
+        negative prompt the second half reads it instead of dropped text."""
+        if self.negative is not None:
+            s, v, p = self.negative
+            u = dataclasses.replace(self, text_states=s.to(self.text_states), text_valid=v.to(self.text_valid.device),
+                                    text_pooled=p.to(self.text_pooled), has_text=torch.ones_like(self.has_text))  # fmt: skip
+        else:
+            u = self.without_text()
         cat = torch.cat
         return dataclasses.replace(
             self, tokens=cat([self.tokens, u.tokens]), text_states=cat([self.text_states, u.text_states]),

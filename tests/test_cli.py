@@ -255,7 +255,7 @@ def test_json_lines(micro, cwd):
     assert (rec["prompt"], rec["seed"], rec["preset"], rec["frames"], rec["fps"], rec["width"], rec["height"]) == (
         PROMPT, 3, "micro", 5, 8, 128, 128)
     assert rec["checkpoint"] == str(micro[1]) and re.fullmatch(r"[0-9a-f]{12}", rec["checkpoint_hash"])
-    assert rec["sampling"] == {"temperature": 1.0, "top_k": 7, "top_p": 1.0, "cfg": 3.0, "decoding": "sequential"}
+    assert rec["sampling"] == {"temperature": 1.0, "top_k": 7, "top_p": 1.0, "cfg": 3.0, "decoding": "sequential", "negative": ""}
     assert rec["seconds_taken"] > 0
     assert "wrote" not in r.stderr and "tokens" not in r.stderr  # no progress bar, no messages
 
@@ -685,3 +685,16 @@ def test_notice_for_a_prompt_the_shipped_model_cannot_read():
     assert any("names no colour, shape or motion" in n for n in vp.prompt_notes("🎉🎉🎉"))
     assert any("names no colour, shape or motion" in n for n in vp.prompt_notes("一个红色的圆圈"))
     assert vp.prompt_notes(PROMPT) == []
+
+
+def test_negative_prompt_steers_the_unconditional_branch(micro, cwd):
+    ok(cli("generate", PROMPT, *M(micro), "--seed", "3", "-o", "a.gif", "--frames", "5", "-q"))
+    r = ok(cli("generate", PROMPT, *M(micro), "--seed", "3", "-o", "b.gif", "--frames", "5", "--negative", "a blue square", "--json"))
+    assert json.loads(r.stdout)["sampling"]["negative"] == "a blue square"
+    ok(cli("generate", PROMPT, *M(micro), "--seed", "3", "-o", "c.gif", "--frames", "5", "--negative", " ", "-q"))
+    ok(cli("generate", PROMPT, *M(micro), "--seed", "3", "-o", "d.gif", "--frames", "5", "--guidance", "1", "--negative", "x", "-q"))
+    ok(cli("generate", PROMPT, *M(micro), "--seed", "3", "-o", "e.gif", "--frames", "5", "--cfg", "1", "-q"))
+    a, b, c, d, e = (read_back(cwd / f"{n}.gif")[0] for n in "abcde")
+    assert not np.array_equal(a, b)  # the negative prompt changed the guided draw
+    assert np.array_equal(a, c)  # blank negative = none
+    assert np.array_equal(d, e)  # no guidance: the negative prompt plays no part

@@ -186,7 +186,8 @@ TemperatureOpt = Annotated[Optional[float], typer.Option("--temperature", rich_h
 TopKOpt = Annotated[Optional[int], typer.Option("--top-k", rich_help_panel=_SAMPLE, help="Keep the k likeliest tokens; 0 = off.")]
 TopPOpt = Annotated[Optional[float], typer.Option("--top-p", rich_help_panel=_SAMPLE, help="Nucleus sampling mass in (0, 1]; 1 = off.")]
 DecodingOpt = Annotated[Optional[str], typer.Option("--decoding", metavar="sequential|jacobi", rich_help_panel=_SAMPLE, help="jacobi: several tokens per model call (parallel decoding); gives the same tokens as sequential for a seed, in fewer model calls. Default: the preset's.")]
-CfgOpt = Annotated[Optional[float], typer.Option("--cfg", rich_help_panel=_SAMPLE, help="Classifier-free guidance scale, >= 0 (1 = off; default: the preset's, 3.0).")]
+CfgOpt = Annotated[Optional[float], typer.Option("--cfg", "--guidance", rich_help_panel=_SAMPLE, help="Classifier-free guidance scale, >= 0 (1 = off; default: the preset's, 3.0).")]
+NegativeOpt = Annotated[Optional[str], typer.Option("--negative", metavar="TEXT", rich_help_panel=_SAMPLE, help="What to steer away from: guidance pushes from this text instead of from no text (e.g. --negative \"red\").")]
 SecondsOpt = Annotated[Optional[float], typer.Option("--seconds", "-s", rich_help_panel=_TIME, help="Length in seconds, up to 150 (default 2). Not with --frames.")]
 FramesOpt = Annotated[Optional[int], typer.Option("--frames", rich_help_panel=_TIME, help="Exact number of frames, 1..1201. Not with --seconds.")]
 FpsOpt = Annotated[Optional[float], typer.Option("--fps", rich_help_panel=_TIME, help="Frames per second of the output, up to 120 (default: the preset's, 8).")]
@@ -249,6 +250,7 @@ class Sampling:
     top_p: Optional[float] = None
     cfg: Optional[float] = None
     decoding: Optional[str] = None
+    negative: Optional[str] = None
 
     def validate(self) -> None:
         if self.decoding is not None and self.decoding not in ("sequential", "jacobi"):
@@ -268,7 +270,7 @@ class Sampling:
     def effective(self, preset: Any) -> dict:
         s = preset.sampling
         o = self.overrides()
-        return {k: o.get(k, getattr(s, k)) for k in ("temperature", "top_k", "top_p", "cfg", "decoding")}
+        return {k: o.get(k, getattr(s, k)) for k in ("temperature", "top_k", "top_p", "cfg", "decoding", "negative")}
 
 
 def _check_timing(seconds: Optional[float], frames: Optional[int], fps: Optional[float]) -> None:
@@ -748,6 +750,7 @@ def generate(
     top_p: TopPOpt = None,
     cfg: CfgOpt = None,
     decoding: DecodingOpt = None,
+    negative: NegativeOpt = None,
     size: SizeOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
@@ -765,7 +768,7 @@ def generate(
         then_prompts = [_check_text(t, "a --then prompt") for t in (then or [])]
         run = _setup("generate", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding))
+                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
         prompts = _collect_prompts(prompt, prompts_file)
         out_fps = float(fps if fps is not None else run.preset.video.fps)
         n_frames = _frame_count(run.preset, seconds, frames, out_fps)
@@ -804,6 +807,7 @@ def animate(
     top_p: TopPOpt = None,
     cfg: CfgOpt = None,
     decoding: DecodingOpt = None,
+    negative: NegativeOpt = None,
     size: SizeOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
@@ -819,7 +823,7 @@ def animate(
         _check_input_path(image)
         run = _setup("animate", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding))
+                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
         out_fps = float(fps if fps is not None else run.preset.video.fps)
         n_frames = _frame_count(run.preset, seconds, frames, out_fps)
         _frames_note(run, n_frames, out_fps)
@@ -857,6 +861,7 @@ def extend(
     top_p: TopPOpt = None,
     cfg: CfgOpt = None,
     decoding: DecodingOpt = None,
+    negative: NegativeOpt = None,
     size: SizeOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
@@ -872,7 +877,7 @@ def extend(
         _check_input_path(input)
         run = _setup("extend", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding))
+                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
         native = run.preset.video.fps
         out_fps = float(fps if fps is not None else native)
         extra = {"input": input, **({"then": prompts[1:]} if len(prompts) > 1 else {})}
@@ -912,6 +917,7 @@ def stylize(
     top_p: TopPOpt = None,
     cfg: CfgOpt = None,
     decoding: DecodingOpt = None,
+    negative: NegativeOpt = None,
     size: SizeOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
@@ -928,7 +934,7 @@ def stylize(
         _check_input_path(input)
         run = _setup("stylize", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding))
+                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
         extra = {"input": input, "motion_only": motion_only}
         jobs = run.plan([(text, i, extra) for i in range(num)], _input_stem(input, text))
         video, _ = _read_video_input(input, run.preset, run, max_seconds)
@@ -1029,6 +1035,7 @@ def inpaint(
     top_p: TopPOpt = None,
     cfg: CfgOpt = None,
     decoding: DecodingOpt = None,
+    negative: NegativeOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
@@ -1047,7 +1054,7 @@ def inpaint(
         _check_input_path(input)
         run = _setup("inpaint", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
                      size=None, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding))
+                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
         extra = {"input": input, **({"box": rect} if rect else {"mask": mask})}
 
         def build(frames: Any) -> tuple:
@@ -1085,6 +1092,7 @@ def outpaint(
     top_p: TopPOpt = None,
     cfg: CfgOpt = None,
     decoding: DecodingOpt = None,
+    negative: NegativeOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
@@ -1111,7 +1119,7 @@ def outpaint(
         _check_input_path(input)
         run = _setup("outpaint", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
                      size=None, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding))
+                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
         extra = {"input": input, **({"pad": margins} if margins is not None else {"to": list(canvas)})}
 
         def build(frames: Any) -> tuple:
