@@ -50,7 +50,8 @@ class VideoPoet:
         self.tokenizer = tokenizer.eval()
         self.lm = lm.eval()
         self.checkpoint = checkpoint
-        self.checkpoint_hash = file_hash(checkpoint) if checkpoint else None
+        self.checkpoint_sha256 = file_hash(checkpoint, 64) if checkpoint else None
+        self.checkpoint_hash = self.checkpoint_sha256[:12] if checkpoint else None
         self.device = torch.device(device)
         self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 

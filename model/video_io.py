@@ -15,6 +15,7 @@ cv2, imageio and Pillow are imported where they are used so `--help` stays fast.
 from __future__ import annotations
 
 import glob
+import json
 import math
 import os
 import re
@@ -38,6 +39,7 @@ MAX_BYTES = 2 << 30
 # GIF frame delays are stored in centiseconds; 2 cs (50 fps) is the shortest that viewers honour.
 GIF_MIN_DELAY_CS = 2
 _GIF_TAG = "videopoet"
+PROVENANCE_TAG = "videopoet-provenance"  # followed by one line of JSON, in every format
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -206,7 +208,7 @@ def _remove(path: str) -> None:
         pass
 
 
-def _encode_mp4(frames: np.ndarray, tmp: str, fps: float) -> None:
+def _encode_mp4(frames: np.ndarray, tmp: str, fps: float, note: str = "") -> None:
     import imageio.v2 as iio
 
     # Even sizes + macro_block_size=2: imageio never rescales, yuv420p stays playable everywhere.
@@ -219,7 +221,8 @@ def _encode_mp4(frames: np.ndarray, tmp: str, fps: float) -> None:
         pixelformat="yuv420p",
         macro_block_size=2,
         quality=None,
-        ffmpeg_params=["-crf", "18", "-preset", "medium", "-movflags", "+faststart"],
+        ffmpeg_params=["-crf", "18", "-preset", "medium", "-movflags", "+faststart"]
+        + (["-metadata", f"comment={PROVENANCE_TAG} {note}"] if note else []),
         ffmpeg_log_level="error",
     )
     try:
@@ -243,7 +246,7 @@ def _gif_delays_cs(fps: float, n: int) -> list[int]:
     return [b - a for a, b in zip([0] + ends[:-1], ends)]
 
 
-def _encode_gif(frames: np.ndarray, tmp: str, fps: float) -> None:
+def _encode_gif(frames: np.ndarray, tmp: str, fps: float, note: str = "") -> None:
     from PIL import Image
 
     # GIF delays are whole centiseconds; 12.5 cs frames alternate 13 and 12 cs. The exact fps, frame count
@@ -259,7 +262,8 @@ def _encode_gif(frames: np.ndarray, tmp: str, fps: float) -> None:
         duration=[d * 10 for d in delays] if len(delays) > 1 else delays[0] * 10,
         loop=0,
         optimize=False,
-        comment=f"{_GIF_TAG} fps={fps!r} frames={len(frames)} delay_cs={mean_cs!r}".encode(),
+        comment=(f"{_GIF_TAG} fps={fps!r} frames={len(frames)} delay_cs={mean_cs!r}"
+                 + (f"\n{PROVENANCE_TAG} {note}" if note else "")).encode(),
     )
 
 
@@ -267,8 +271,12 @@ def _frame_name(i: int, total: int) -> str:
     return f"frame_{i:0{max(4, len(str(total - 1)))}d}.png"
 
 
-def _write_png_folder(frames: np.ndarray, path: str, overwrite: bool) -> None:
-    from PIL import Image
+def _write_png_folder(frames: np.ndarray, path: str, overwrite: bool, note: str = "") -> None:
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    if note:
+        info.add_itxt(PROVENANCE_TAG, note)
 
     target = path.rstrip("/" + os.sep) or path
     parent = os.path.dirname(os.path.abspath(target))
@@ -277,7 +285,7 @@ def _write_png_folder(frames: np.ndarray, path: str, overwrite: bool) -> None:
     try:
         names = [_frame_name(i, len(frames)) for i in range(len(frames))]
         for name, frame in zip(names, frames):
-            Image.fromarray(frame, "RGB").save(os.path.join(tmp, name), format="PNG", compress_level=4)
+            Image.fromarray(frame, "RGB").save(os.path.join(tmp, name), format="PNG", compress_level=4, pnginfo=info)
         if not os.path.isdir(target):
             os.rename(tmp, target)
             return
@@ -295,8 +303,11 @@ def _write_png_folder(frames: np.ndarray, path: str, overwrite: bool) -> None:
         raise
 
 
-def write_video(frames: np.ndarray, path: str, fps: float, kind: str, overwrite: bool = False) -> None:
+def write_video(frames: np.ndarray, path: str, fps: float, kind: str, overwrite: bool = False,
+                provenance: dict | None = None) -> None:
     """Write uint8 (T, H, W, 3) RGB frames as mp4, gif or a PNG-frame folder, or to stdout ("-").
+    `provenance` (how the clip was made) is stored as JSON in the MP4 comment, the GIF comment or a PNG
+    text chunk of every frame; read_provenance gets it back.
 
     Atomic: nothing half-written is ever left at `path`, even on Ctrl-C. MP4 needs even H and W
     (yuv420p); GIF delays are rounded to whole centiseconds (8 fps is stored as 13 cs).
@@ -313,10 +324,11 @@ def write_video(frames: np.ndarray, path: str, fps: float, kind: str, overwrite:
         raise InvalidInput(f"MP4 needs an even width and height, got {w}x{h}: {_name(path)}")
     check_output(path, kind, overwrite)
     try:
+        note = json.dumps(provenance, ensure_ascii=True, separators=(",", ":")) if provenance else ""
         if kind == "png":
-            _write_png_folder(frames, path, overwrite)
+            _write_png_folder(frames, path, overwrite, note)
         else:
-            _write_file(frames, path, fps, kind, overwrite)
+            _write_file(frames, path, fps, kind, overwrite, note)
     except BrokenPipeError:
         raise  # stdout reader went away (e.g. `| head`): the CLI decides how quiet to be
     except (OSError, RuntimeError) as e:  # disk full, permissions, ffmpeg failure...
@@ -348,16 +360,16 @@ def _place(tmp: str, path: str, overwrite: bool) -> None:
     os.unlink(tmp)
 
 
-def _write_file(frames: np.ndarray, path: str, fps: float, kind: str, overwrite: bool = False) -> None:
+def _write_file(frames: np.ndarray, path: str, fps: float, kind: str, overwrite: bool = False, note: str = "") -> None:
     """Encode to a hidden temp file, then put it into place (or copy it to stdout)."""
-    encode: Callable[[np.ndarray, str, float], None] = _encode_mp4 if kind == "mp4" else _encode_gif
+    encode: Callable[..., None] = _encode_mp4 if kind == "mp4" else _encode_gif
     if path == STDIO:
         fd, tmp = tempfile.mkstemp(prefix=".videopoet.", suffix=f".{kind}")
         os.close(fd)
     else:
         tmp = _new_temp_file(os.path.dirname(os.path.abspath(path)), os.path.basename(path), f".{kind}")
     try:
-        encode(frames, tmp, fps)
+        encode(frames, tmp, fps, note)
         if path == STDIO:
             out = sys.stdout.buffer
             with open(tmp, "rb") as f:
@@ -822,3 +834,50 @@ def from_uint8(frames: np.ndarray) -> "torch.Tensor":  # noqa: F821
     import torch
 
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div(127.5).sub(1.0).contiguous()
+
+
+# ----------------------------------------------------------------------------- provenance
+
+
+def _provenance_from_text(text: str) -> dict | None:
+    m = re.search(re.escape(PROVENANCE_TAG) + r"\s*(\{.*\})", text, re.S)
+    if m is None:
+        return None
+    try:
+        found = json.loads(m.group(1))
+    except ValueError:
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def read_provenance(path: str) -> dict | None:
+    """How a clip written by videopoet was made (the JSON stored by write_video), or None if it has none.
+    Reads MP4 (ffmpeg's metadata), GIF and PNG files, and folders of PNG frames."""
+    if os.path.isdir(path):
+        frames = sorted(glob.glob(os.path.join(glob.escape(path), "*.png")))
+        if not frames:
+            raise InvalidInput(f"{path}: no PNG frames in this folder")
+        path = frames[0]
+    suffix, name = _open_source(path)
+    head = _read_head(path)
+    if head.startswith((b"GIF8", b"\x89PNG")):
+        from PIL import Image
+
+        try:
+            with Image.open(path) as im:
+                stored = im.info.get(PROVENANCE_TAG)  # PNG: a text chunk of its own
+                text = f"{PROVENANCE_TAG} {stored}" if stored else im.info.get("comment", b"")
+        except (OSError, ValueError) as e:
+            raise _undecodable(path, name, e) from e
+        return _provenance_from_text(text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text))
+    import subprocess
+
+    import imageio_ffmpeg
+
+    r = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", path, "-f", "ffmetadata", "-"],
+                       capture_output=True, timeout=60)  # fmt: skip
+    if r.returncode != 0:
+        raise _undecodable(path, name, r.stderr.decode("utf-8", "replace").strip() or "ffmpeg could not read it")
+    text = r.stdout.decode("utf-8", "replace")
+    text = re.sub(r"\\(.)", r"\1", text)  # ffmetadata escapes = ; # \\ and newlines
+    return _provenance_from_text(text)

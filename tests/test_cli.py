@@ -160,7 +160,7 @@ def test_help_is_fast_and_does_not_import_torch():
     r = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
     wall = time.perf_counter() - t
     assert r.returncode == 0, r.stderr
-    for word in ("generate", "animate", "extend", "stylize", "presets"):
+    for word in ("generate", "animate", "extend", "stylize", "inpaint", "outpaint", "info", "presets"):
         assert word in r.stdout
     assert wall < 1.5, f"videopoet --help took {wall:.2f} s"
     code = "import sys, videopoet_cli.main; bad = [m for m in ('torch', 'model.pipeline', 'cv2', 'imageio') if m in sys.modules]; assert not bad, bad"
@@ -196,7 +196,7 @@ def test_version_and_no_args():
 
 
 def test_command_help_has_examples():
-    for cmd in ("generate", "animate", "extend", "stylize"):
+    for cmd in ("generate", "animate", "extend", "stylize", "inpaint", "outpaint", "info"):
         out = ok(cli(cmd, "--help")).stdout
         assert "Examples" in out and f"videopoet {cmd}" in out
     assert "display upscale" in ok(cli("generate", "--help")).stdout
@@ -698,3 +698,34 @@ def test_negative_prompt_steers_the_unconditional_branch(micro, cwd):
     assert not np.array_equal(a, b)  # the negative prompt changed the guided draw
     assert np.array_equal(a, c)  # blank negative = none
     assert np.array_equal(d, e)  # no guidance: the negative prompt plays no part
+
+
+@pytest.mark.parametrize("kind", ["mp4", "gif", "png"])
+def test_info_reads_the_record_and_its_command_remakes_the_clip(micro, cwd, kind):
+    import shlex
+
+    from videopoet_cli.main import reproduce_command
+
+    name = {"mp4": "a.mp4", "gif": "a.gif", "png": "frames/"}[kind]
+    prompt = 'a red "circle"; moving = right #1'
+    ok(cli("generate", prompt, *M(micro), "-o", name, "--format", kind, "--frames", "5", "--seed", "7", "--top-k", "9",
+           "--negative", "blue\\ntext", "--size", "64", "-q"))  # fmt: skip
+    rec = json.loads(ok(cli("info", name, "--json")).stdout)
+    assert (rec["prompt"], rec["seed"], rec["frames"], rec["command"]) == (prompt, 7, 5, "generate")
+    assert rec["sampling"]["top_k"] == 9 and rec["sampling"]["negative"] == "blue\\ntext"
+    assert re.fullmatch(r"[0-9a-f]{64}", rec["checkpoint_sha256"])
+    human = ok(cli("info", name)).stdout
+    assert "reproduce:" in human and "videopoet generate" in human
+    args = shlex.split(reproduce_command(rec))[1:]
+    i = args.index("--preset")
+    args[i : i + 2] = M(micro)
+    again = {"mp4": "b.mp4", "gif": "b.gif", "png": "again/"}[kind]
+    ok(cli(*args, "-o", again, "--format", kind, "-q"))
+    assert np.array_equal(read_back(cwd / name)[0], read_back(cwd / again)[0])  # the same clip
+
+
+def test_info_refuses_files_without_a_record(cwd):
+    write_clip(cwd / "in.mp4", T=3, H=64, W=64, fps=8)
+    r = cli("info", "in.mp4")
+    assert r.exit_code == 1 and "no videopoet record" in r.stderr
+    assert cli("info", "missing.mp4").exit_code == 2

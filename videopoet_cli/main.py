@@ -37,7 +37,8 @@ app = typer.Typer(
     help=(
         "Text-to-video on a CPU, built the way Google's VideoPoet is: LFQ video tokens and one "
         "multi-task prefix language model. Make clips from text ([bold]generate[/]), animate an "
-        "image, extend a clip, or restyle one."
+        "image, extend a clip, restyle one, remake a region ([bold]inpaint[/]) or widen it "
+        "([bold]outpaint[/]); [bold]info[/] tells how a clip was made."
     ),
     epilog=(
         "Examples:\n\n"
@@ -496,7 +497,8 @@ class Run:
                     parent = os.path.dirname(os.path.abspath(job.path.rstrip("/" + os.sep)))
                     if (self._is_folder_target() or (job.kind == "png" and len(jobs) > 1)) and not os.path.isdir(parent):
                         os.makedirs(parent, exist_ok=True)
-                V.write_video(frames, job.path, fps, job.kind, overwrite=self.overwrite)
+                V.write_video(frames, job.path, fps, job.kind, overwrite=self.overwrite,
+                              provenance=self.provenance(vp, job, frames, fps))
                 taken = time.perf_counter() - start
                 self.report(vp, job, frames, fps, taken)
             except (KeyboardInterrupt, BrokenPipeError):
@@ -512,6 +514,16 @@ class Run:
         if failed:
             _error(f"{failed} of {len(jobs)} clips failed")
             raise typer.Exit(1)
+
+    def provenance(self, vp: Any, job: Job, frames: Any, fps: float) -> dict:
+        """What made this clip, stored in the file (`videopoet info FILE` prints it and the command)."""
+        t, h, w = frames.shape[:3]
+        return {
+            "tool": f"videopoet {__version__}", "command": self.command, "prompt": job.prompt, "seed": job.seed,
+            "preset": vp.preset.name, "checkpoint_sha256": vp.checkpoint_sha256, "sampling": self.sampling.effective(vp.preset),
+            "frames": int(t), "fps": int(fps) if float(fps).is_integer() else float(fps), "width": int(w), "height": int(h),
+            **{k: v for k, v in job.extra.items() if k != "input" or v != STDIO},
+        }  # fmt: skip
 
     def report(self, vp: Any, job: Job, frames: Any, fps: float, taken: float) -> None:
         t, h, w = frames.shape[:3]
@@ -880,7 +892,7 @@ def extend(
                      sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
         native = run.preset.video.fps
         out_fps = float(fps if fps is not None else native)
-        extra = {"input": input, **({"then": prompts[1:]} if len(prompts) > 1 else {})}
+        extra = {"input": input, "seconds": seconds, **({"then": prompts[1:]} if len(prompts) > 1 else {})}
         jobs = run.plan([(prompts[0], i, extra) for i in range(num)], _input_stem(input, prompts[0]))
         video, _ = _read_video_input(input, run.preset, run)
         total = len(video) + round(seconds * native)
@@ -935,7 +947,7 @@ def stylize(
         run = _setup("stylize", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
                      sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
-        extra = {"input": input, "motion_only": motion_only}
+        extra = {"input": input, "motion_only": motion_only, **({"max_seconds": max_seconds} if max_seconds else {})}
         jobs = run.plan([(text, i, extra) for i in range(num)], _input_stem(input, text))
         video, _ = _read_video_input(input, run.preset, run, max_seconds)
 
@@ -1055,7 +1067,7 @@ def inpaint(
         run = _setup("inpaint", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
                      size=None, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
                      sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
-        extra = {"input": input, **({"box": rect} if rect else {"mask": mask})}
+        extra = {"input": input, **({"box": rect} if rect else {"mask": mask}), **({"max_seconds": max_seconds} if max_seconds else {})}
 
         def build(frames: Any) -> tuple:
             from model.masks import box_mask
@@ -1120,7 +1132,8 @@ def outpaint(
         run = _setup("outpaint", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
                      size=None, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
                      sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
-        extra = {"input": input, **({"pad": margins} if margins is not None else {"to": list(canvas)})}
+        extra = {"input": input, **({"pad": margins} if margins is not None else {"to": list(canvas)}),
+                 **({"max_seconds": max_seconds} if max_seconds else {})}  # fmt: skip
 
         def build(frames: Any) -> tuple:
             import numpy as np
@@ -1150,6 +1163,78 @@ def outpaint(
             return full, unknown, (sy, sx, ch, cw)
 
         _masked_command("outpaint", input, text, run, max_seconds, extra, build)
+
+
+def reproduce_command(p: dict) -> str:
+    """The command line that makes the clip again from its provenance (same checkpoint needed)."""
+    import shlex
+
+    cmd = p.get("command", "generate")
+    args = ["videopoet", cmd]
+    prompt_flag = {"generate": None, "stylize": "--style"}.get(cmd, "--prompt")
+    if "input" in p:
+        args.append(p["input"])
+    elif cmd != "generate":
+        args.append("INPUT")  # it came from stdin
+    args += [p.get("prompt", "")] if prompt_flag is None else [prompt_flag, p.get("prompt", "")]
+    for t in p.get("then", []):
+        args += ["--then", t]
+    for key, flag in (("box", "--box"), ("pad", "--pad")):
+        if key in p:
+            args += [flag, ",".join(str(v) for v in p[key])]
+    if "to" in p:
+        args += ["--to", "x".join(str(v) for v in p["to"])]
+    if "mask" in p:
+        args += ["--mask", p["mask"]]
+    if p.get("motion_only"):
+        args.append("--motion-only")
+    if "max_seconds" in p:
+        args += ["--max-seconds", _fmt(p["max_seconds"])]
+    if cmd == "extend" and "seconds" in p:
+        args += ["--seconds", _fmt(p["seconds"])]
+    elif cmd in ("generate", "animate"):
+        args += ["--frames", str(p.get("frames")), "--fps", _fmt(p.get("fps", 8))]
+    if cmd not in ("inpaint", "outpaint") and "width" in p:
+        args += ["--size", str(p["width"])]
+    args += ["--seed", str(p.get("seed", 0)), "--preset", str(p.get("preset", "tiny"))]
+    s = p.get("sampling", {})
+    for key, flag in (("temperature", "--temperature"), ("top_k", "--top-k"), ("top_p", "--top-p"), ("cfg", "--cfg"),
+                      ("decoding", "--decoding"), ("negative", "--negative")):  # fmt: skip
+        if key in s and s[key] not in ("", None):
+            args += [flag, str(s[key])]
+    return " ".join(shlex.quote(str(a)) for a in args)
+
+
+@app.command(
+    epilog="Examples:\n\n  videopoet info clip.mp4\n\n  videopoet info clip.gif --json",
+)
+def info(
+    file: Annotated[str, typer.Argument(metavar="FILE", help="A clip videopoet wrote (.mp4, .gif, a PNG or a folder of PNG frames).", show_default=False)],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the stored record as JSON.")] = False,
+) -> None:
+    """How a clip was made: prompt, seed, preset, sampling, checkpoint, and the command that makes it again."""
+    with _guard():
+        from model import video_io as V
+
+        if file == STDIO:
+            raise InvalidInput("info reads a file, not stdin")
+        _check_input_path(file)
+        p = V.read_provenance(file)
+        if p is None:
+            raise VideoPoetError(f"{file} carries no videopoet record (not made by videopoet, or re-encoded since)")
+        if json_out:
+            typer.echo(json.dumps(p, indent=2))
+            return
+        for key in ("tool", "command", "prompt", "seed", "preset", "checkpoint_sha256", "frames", "fps", "width", "height"):
+            if key in p:
+                typer.echo(f"{key + ':':<19}{p[key]}")
+        s = p.get("sampling", {})
+        typer.echo(f"{'sampling:':<19}" + ", ".join(f"{k}={v!r}" if isinstance(v, str) else f"{k}={v}" for k, v in s.items()))
+        for key in ("input", "then", "box", "mask", "pad", "to", "motion_only", "seconds", "max_seconds"):
+            if key in p:
+                typer.echo(f"{key + ':':<19}{p[key]}")
+        typer.echo(f"{'reproduce:':<19}{reproduce_command(p)}")
+        typer.echo(f"{'':<19}(the same clip needs the checkpoint with sha256 {str(p.get('checkpoint_sha256'))[:12]}...)")
 
 
 # ----------------------------------------------------------------------------- presets
