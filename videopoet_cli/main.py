@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, Iterator, List, Optional
 
 import typer
+import typer.core
 
 from model.errors import InvalidInput, VideoPoetError
 
@@ -31,6 +32,16 @@ MIN_SIZE, MAX_SIZE = 16, 2048
 MAX_NUM = 64
 MAX_SEED = 2**62
 STDIO = "-"
+
+class _OneLineErrors(typer.core.TyperGroup):
+    """The command group: usage errors (unknown option, bad value, missing argument) end as one `error:`
+    line and exit 2, like every other error, instead of Click's boxed message."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        _run_main(lambda: super(_OneLineErrors, self).main(args, prog_name or "videopoet", complete_var, standalone_mode=False, **extra))
+
 
 app = typer.Typer(
     name="videopoet",
@@ -50,6 +61,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
     no_args_is_help=True,
     add_completion=True,
+    cls=_OneLineErrors,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -104,11 +116,13 @@ def _guard() -> Iterator[None]:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    """The console entry point: usage errors (unknown option, bad value, missing argument) end as one
-    `error:` line and exit 2, like every other error, instead of Click's boxed message."""
-    command = typer.main.get_command(app)
+    """The console entry point (`videopoet`, `python -m videopoet_cli`)."""
+    app(args=argv, prog_name="videopoet")
+
+
+def _run_main(call: Callable[[], Any]) -> None:
     try:
-        code = command.main(args=argv, prog_name="videopoet", standalone_mode=False)
+        code = call()
     except (KeyboardInterrupt, typer.Abort):
         sys.stderr.write("interrupted\n")
         sys.exit(130)
