@@ -19,6 +19,12 @@ DECODINGS = ("sequential", "jacobi")
 PADS = ("replicate", "zeros")
 ROPES = ("1d", "3d")
 
+# Limits on one request, checked up front by the CLI and again by the pipeline (this module loads
+# neither torch nor numpy, so the CLI imports them instead of copying them).
+MAX_FRAMES = 1201  # 150 s at 8 fps (1 + 150 * 8)
+MAX_SECONDS = 150.0
+MAX_FPS = 120.0
+
 # Config keys added after checkpoints were first written, with the value that reproduces how those older
 # checkpoints were built: a key a checkpoint lacks reads as this (model.checkpoint.checkpoint_config).
 LEGACY_DEFAULTS = {"tokenizer": {"pad": "zeros"}, "lm": {"rope": "1d"}}

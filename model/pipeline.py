@@ -16,14 +16,13 @@ import torch
 
 from . import tasks
 from .checkpoint import CheckpointError, checkpoint_config, compare_configs, file_hash, load_into, read_checkpoint
-from .config import Preset, load_preset, weights_path
+from .config import MAX_FPS, MAX_FRAMES, Preset, load_preset, weights_path
 from .errors import InvalidInput, VideoPoetError
 from .sampling import sample, sample_jacobi
 from .tokenizer import VideoTokenizer
 from .transformer import PrefixLM
 
 Progress = Callable[[int, int], None]
-MAX_FRAMES = 1201  # 150 s at 8 fps (1 + 150*8): beyond this a request is refused up front
 CONTEXT_LATENTS = 3  # latent frames of context when continuing (1 + 4*2 = 9 frames)
 
 
@@ -147,8 +146,8 @@ class VideoPoet:
 
     def _frames_for(self, duration_seconds: Optional[float], frames: Optional[int], fps: Optional[float]) -> tuple[int, float]:
         fps = float(fps if fps is not None else self.preset.video.fps)
-        if not 0 < fps <= 120:
-            raise InvalidInput(f"fps must be in (0, 120], got {fps:g}")
+        if not 0 < fps <= MAX_FPS:
+            raise InvalidInput(f"fps must be in (0, {MAX_FPS:g}], got {fps:g}")
         if frames is None:
             seconds = duration_seconds if duration_seconds is not None else (self.preset.tokenizer.frames - 1) / self.preset.video.fps
             if not seconds > 0:

@@ -729,3 +729,19 @@ def test_info_refuses_files_without_a_record(cwd):
     r = cli("info", "in.mp4")
     assert r.exit_code == 1 and "no videopoet record" in r.stderr
     assert cli("info", "missing.mp4").exit_code == 2
+
+
+def test_threads_follow_the_option_the_environment_and_the_affinity(micro, cwd, monkeypatch):
+    import torch
+
+    from videopoet_cli.main import cpu_threads
+
+    assert cpu_threads(3) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert cpu_threads() == 2
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert cpu_threads() == 1
+    ok(cli("generate", PROMPT, *M(micro), "--frames", "1", "--threads", "1", "-o", "a.gif", "-q"))
+    assert torch.get_num_threads() == 1
+    assert cli("generate", PROMPT, *M(micro), "--threads", "0", "-o", "b.gif").exit_code == 2

@@ -20,14 +20,12 @@ from typing import Annotated, Any, Callable, Iterator, List, Optional
 import typer
 import typer.core
 
+from model.config import MAX_FPS, MAX_FRAMES, MAX_SECONDS
 from model.errors import InvalidInput, VideoPoetError
 
 __version__ = "0.1.0"
 
-# Limits checked up front (model/pipeline.py refuses the same; repeated here so --help stays torch-free).
-MAX_FRAMES = 1201  # keep equal to model.pipeline.MAX_FRAMES (not imported: it would load torch)
-MAX_SECONDS = 150.0
-MAX_FPS = 120.0
+# Limits checked up front (model.config holds them; model.pipeline refuses the same).
 MIN_SIZE, MAX_SIZE = 16, 2048
 MAX_NUM = 64
 MAX_SEED = 2**62
@@ -195,6 +193,7 @@ JsonOpt = Annotated[
 PresetOpt = Annotated[str, typer.Option("--preset", metavar="NAME|YAML", rich_help_panel=_MODEL, help="Model preset: a name (see `videopoet presets`) or a YAML file.")]
 CheckpointOpt = Annotated[Optional[str], typer.Option("--checkpoint", metavar="FILE", rich_help_panel=_MODEL, help="Weights (.safetensors) to use instead of the preset's shipped ones.")]
 DeviceOpt = Annotated[str, typer.Option("--device", rich_help_panel=_MODEL, help="Torch device: cpu, cuda, cuda:1, mps.")]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", min=1, max=256, rich_help_panel=_MODEL, help="CPU threads for torch. Default: $OMP_NUM_THREADS if set, else the CPUs this process may run on (its affinity).")]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", rich_help_panel=_SAMPLE, help="Random seed (default: the preset's). Variation i uses seed+i; same seed, same video.")]
 NumOpt = Annotated[int, typer.Option("--num", "-n", rich_help_panel=_SAMPLE, help="Variations per prompt, 1..64.")]
 TemperatureOpt = Annotated[Optional[float], typer.Option("--temperature", rich_help_panel=_SAMPLE, help="Sampling temperature, > 0 (default: the preset's, 1.0).")]
@@ -344,6 +343,7 @@ class Run:
     preset: Any
     checkpoint: Optional[str]
     device: str
+    threads: Optional[int]
     output: Optional[str]
     fmt: Optional[str]
     size: int
@@ -481,6 +481,7 @@ class Run:
             raise VideoPoetError(f"--device {self.device}: CUDA is not available on this machine")
         if dev.type == "mps" and not torch.backends.mps.is_available():
             raise VideoPoetError(f"--device {self.device}: MPS is not available on this machine")
+        torch.set_num_threads(cpu_threads(self.threads))
         return VideoPoet.from_pretrained(self.preset_arg, checkpoint=self.checkpoint, device=self.device)
 
     def execute(self, jobs: List[Job], make: Callable[[Any, Job, Any], Any], fps: float) -> None:
@@ -565,6 +566,20 @@ class Run:
         elif self.human:
             sys.stderr.write(f"wrote {where} ({t} frames, {_fmt(fps)} fps, {w}x{h}, {taken:.1f} s)\n")
             sys.stderr.flush()
+
+
+def cpu_threads(requested: Optional[int] = None) -> int:
+    """--threads, else $OMP_NUM_THREADS, else the CPUs this process may use (sched_getaffinity: a
+    container or `taskset` limit counts, unlike torch's default of every core of the machine)."""
+    if requested:
+        return requested
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _short(text: str, n: int = 48) -> str:
@@ -662,6 +677,7 @@ def _reserve(path: str) -> None:
 
 def _setup(
     command: str, *, preset: str, checkpoint: Optional[str], device: str, output: Optional[str], fmt: Optional[str],
+    threads: Optional[int] = None,
     size: Optional[int], overwrite: bool, quiet: bool, json_out: bool, seed: Optional[int], num: int, sampling: Sampling,
 ) -> Run:
     """Check every option that needs no model; load the preset (cheap: a YAML file)."""
@@ -681,7 +697,7 @@ def _setup(
         what = "is not a file" if os.path.exists(checkpoint) else "not found"
         raise VideoPoetError(f"checkpoint {what}: {checkpoint}")
     return Run(
-        command=command, preset_arg=preset, preset=p, checkpoint=checkpoint, device=device, output=output,
+        command=command, preset_arg=preset, preset=p, checkpoint=checkpoint, device=device, threads=threads, output=output,
         fmt=fmt, size=size if size is not None else p.video.display_size, overwrite=overwrite, quiet=quiet,
         json=json_out, seed=p.sampling.seed if seed is None else seed, num=num, sampling=sampling,
     )
@@ -784,6 +800,7 @@ def generate(
     preset: PresetOpt = "tiny",
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = "cpu",
+    threads: ThreadsOpt = None,
 ) -> None:
     """Make a video from text.
 
@@ -792,7 +809,7 @@ def generate(
     with _guard():
         _check_timing(seconds, frames, fps)
         then_prompts = [_check_text(t, "a --then prompt") for t in (then or [])]
-        run = _setup("generate", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
+        run = _setup("generate", preset=preset, checkpoint=checkpoint, device=device, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
                      sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
         prompts = _collect_prompts(prompt, prompts_file)
@@ -841,13 +858,14 @@ def animate(
     preset: PresetOpt = "tiny",
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = "cpu",
+    threads: ThreadsOpt = None,
 ) -> None:
     """Animate an image: a clip that starts from it and follows the prompt."""
     with _guard():
         _check_timing(seconds, frames, fps)
         text = _check_text(prompt, "the prompt")
         _check_input_path(image)
-        run = _setup("animate", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
+        run = _setup("animate", preset=preset, checkpoint=checkpoint, device=device, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
                      sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
         out_fps = float(fps if fps is not None else run.preset.video.fps)
@@ -895,13 +913,14 @@ def extend(
     preset: PresetOpt = "tiny",
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = "cpu",
+    threads: ThreadsOpt = None,
 ) -> None:
     """Continue a clip: the input, then SECONDS more of video following the prompt(s)."""
     with _guard():
         _check_timing(seconds, None, fps)
         prompts = [_check_text(prompt, "the prompt")] + [_check_text(t, "a --then prompt") for t in (then or [])]
         _check_input_path(input)
-        run = _setup("extend", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
+        run = _setup("extend", preset=preset, checkpoint=checkpoint, device=device, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
                      sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
         native = run.preset.video.fps
@@ -951,6 +970,7 @@ def stylize(
     preset: PresetOpt = "tiny",
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = "cpu",
+    threads: ThreadsOpt = None,
 ) -> None:
     """Restyle a clip with text, keeping its layout and motion (or only its motion)."""
     with _guard():
@@ -958,7 +978,7 @@ def stylize(
         if max_seconds is not None and not 0 < max_seconds <= MAX_SECONDS:
             raise InvalidInput(f"--max-seconds must be in (0, {MAX_SECONDS:g}], got {_fmt(max_seconds)}")
         _check_input_path(input)
-        run = _setup("stylize", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
+        run = _setup("stylize", preset=preset, checkpoint=checkpoint, device=device, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
                      sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
         extra = {"input": input, "motion_only": motion_only, **({"max_seconds": max_seconds} if max_seconds else {})}
@@ -1068,6 +1088,7 @@ def inpaint(
     preset: PresetOpt = "tiny",
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = "cpu",
+    threads: ThreadsOpt = None,
 ) -> None:
     """Remake a region of a clip (a box or a mask) as the prompt says; the rest is kept."""
     with _guard():
@@ -1078,7 +1099,7 @@ def inpaint(
             raise InvalidInput(f"--max-seconds must be in (0, {MAX_SECONDS:g}], got {_fmt(max_seconds)}")
         rect = _ints(box, 4, "--box", "X,Y,W,H") if box is not None else None
         _check_input_path(input)
-        run = _setup("inpaint", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
+        run = _setup("inpaint", preset=preset, checkpoint=checkpoint, device=device, threads=threads, output=output, fmt=fmt,
                      size=None, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
                      sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
         extra = {"input": input, **({"box": rect} if rect else {"mask": mask}), **({"max_seconds": max_seconds} if max_seconds else {})}
@@ -1125,6 +1146,7 @@ def outpaint(
     preset: PresetOpt = "tiny",
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = "cpu",
+    threads: ThreadsOpt = None,
 ) -> None:
     """Widen a clip: place it on a larger canvas and make the rest as the prompt says."""
     with _guard():
@@ -1143,7 +1165,7 @@ def outpaint(
                 raise InvalidInput(f"--to takes WxH in pixels (e.g. 96x96), got {to!r}")
             canvas = (int(m.group(1)), int(m.group(2)))
         _check_input_path(input)
-        run = _setup("outpaint", preset=preset, checkpoint=checkpoint, device=device, output=output, fmt=fmt,
+        run = _setup("outpaint", preset=preset, checkpoint=checkpoint, device=device, threads=threads, output=output, fmt=fmt,
                      size=None, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
                      sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
         extra = {"input": input, **({"pad": margins} if margins is not None else {"to": list(canvas)}),
