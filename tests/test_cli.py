@@ -745,3 +745,22 @@ def test_threads_follow_the_option_the_environment_and_the_affinity(micro, cwd, 
     ok(cli("generate", PROMPT, *M(micro), "--frames", "1", "--threads", "1", "-o", "a.gif", "-q"))
     assert torch.get_num_threads() == 1
     assert cli("generate", PROMPT, *M(micro), "--threads", "0", "-o", "b.gif").exit_code == 2
+
+
+@pytest.mark.parametrize("sig, code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_during_generation_leaves_nothing(micro, tmp_path, sig, code):
+    import signal
+
+    exe = Path(sys.executable).with_name("videopoet")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    p = subprocess.Popen([str(exe), "generate", PROMPT, *M(micro), "--seconds", "120", "-o", "long.mp4"], cwd=tmp_path,
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(f.name.endswith("videopoet-lock") for f in tmp_path.iterdir()):
+        time.sleep(0.1)  # wait until it has reserved its output: the work has started
+    time.sleep(1.0)
+    p.send_signal(getattr(signal, sig))
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == code, err
+    assert err.strip().splitlines()[-1] in ("terminated", "interrupted")
+    assert list(tmp_path.iterdir()) == []  # no output, no temp file, no reservation left

@@ -95,9 +95,9 @@ def _guard() -> Iterator[None]:
     except VideoPoetError as e:
         _error(str(e))
         raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        raise typer.Exit(130) from None
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (see _on_sigterm): files are cleaned up on the way out
+        sys.stderr.write("terminated\n" if isinstance(e, Terminated) else "interrupted\n")
+        raise typer.Exit(143 if isinstance(e, Terminated) else 130) from None
     except BrokenPipeError:
         # The reader of stdout went away (`| head`): stop quietly, and keep Python from complaining
         # about the dead pipe when it flushes stdout at exit.
@@ -113,14 +113,31 @@ def _guard() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so temp files and reservations are removed as for Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main(argv: Optional[List[str]] = None) -> None:
     """The console entry point (`videopoet`, `python -m videopoet_cli`)."""
     app(args=argv, prog_name="videopoet")
 
 
 def _run_main(call: Callable[[], Any]) -> None:
+    import signal
+
+    try:
+        signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not the main thread (embedded use): leave signals alone
+        pass
     try:
         code = call()
+    except Terminated:
+        sys.stderr.write("terminated\n")
+        sys.exit(143)
     except (KeyboardInterrupt, typer.Abort):
         sys.stderr.write("interrupted\n")
         sys.exit(130)
