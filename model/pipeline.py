@@ -178,13 +178,16 @@ class VideoPoet:
         return self.tokenizer.encode(video.to(self.device)).flatten(1)
 
     def _run(self, task, prompt, n_out, visual_in=None, forced=None, in_mask=None, *, seed, progress, sampling) -> torch.Tensor:
-        states, valid, pooled = self.encode_text([prompt])
+        """One task's visual-out ids. `seed` may be a list: a batch of that many clips, clip i drawn from
+        its own generator, so each equals the clip a run with that seed alone makes."""
+        seeds = seed if isinstance(seed, (list, tuple)) else None
+        states, valid, pooled = self.encode_text([prompt] * (len(seeds) if seeds else 1))
         seq = tasks.build(task, states, valid, pooled, n_out, visual_in=visual_in, visual_out=forced, in_mask=in_mask)
         sampling = dict(sampling)
         negative = sampling.pop("negative", "")
         if negative and negative.strip():  # guidance pushes away from this text instead of from no text
             seq = seq.with_negative(*self.encode_text([negative.strip()]))
-        gen = torch.Generator(device=self.device).manual_seed(int(seed))
+        gen = [torch.Generator(device=self.device).manual_seed(int(x)) for x in seeds] if seeds else torch.Generator(device=self.device).manual_seed(int(seed))
         sampler = sample_jacobi if sampling.pop("decoding") == "jacobi" else sample
         return sampler(self.lm, seq, generator=gen, progress=progress, **sampling)
 
@@ -248,6 +251,40 @@ class VideoPoet:
         ids = self._run("t2v", prompt, cfgt.latent_shape()[0] * n_tok, seed=seed, progress=tick, sampling=sampling)
         video = self._continue_to(ids, native, [prompt, *then], seed, tick, sampling)
         return self._resample(video, frames, fps)
+
+    @torch.no_grad()
+    def generate_variations(self, prompt: str, seeds: Seq[int], *, duration_seconds=None, frames=None, fps=None,
+                            temperature=None, top_k=None, top_p=None, cfg=None, decoding=None, negative=None,
+                            progress: Optional[Progress] = None) -> list[torch.Tensor]:  # fmt: skip
+        """Several clips of one prompt, one per seed, sampled as one batch (faster per clip than one run
+        each; clip i is exactly `generate(prompt, seed=seeds[i])`). Clips longer than one window continue
+        clip by clip. Jacobi decoding runs clip by clip."""
+        seeds = [int(x) for x in seeds]
+        if not seeds:
+            return []
+        if len(seeds) == 1 or (decoding or self.preset.sampling.decoding) == "jacobi":
+            kw = dict(duration_seconds=duration_seconds, frames=frames, fps=fps, temperature=temperature, top_k=top_k,
+                      top_p=top_p, cfg=cfg, decoding=decoding, negative=negative)  # fmt: skip
+            return [self.generate(prompt, seed=x, progress=progress, **kw) for x in seeds]
+        prompt = _check_prompt(prompt)
+        frames, fps = self._frames_for(duration_seconds, frames, fps)
+        sampling = self._sampling(temperature, top_k, top_p, cfg, decoding, negative)
+        cfgt = self.preset.tokenizer
+        native = self._native_frames(frames, fps)
+        n_tok = cfgt.tokens_per_latent_frame()
+        L = cfgt.latent_shape()[0]
+        n_first = n_tok if native == 1 else L * n_tok
+        rest = (self._windows(native) - 1) * (L - CONTEXT_LATENTS) * n_tok
+        tick = _Ticker(progress, n_first + rest * len(seeds))
+        ids = self._run("t2i" if native == 1 else "t2v", prompt, n_first, seed=seeds, progress=tick, sampling=sampling)
+        out = []
+        for i, x in enumerate(seeds):
+            if native == 1:
+                out.append(self._decode(ids[i : i + 1])[0])
+                continue
+            video = self._continue_to(ids[i : i + 1], native, [prompt], x, tick, sampling)
+            out.append(self._resample(video, frames, fps))
+        return out
 
     @torch.no_grad()
     def animate(self, image: torch.Tensor, prompt: str, *, duration_seconds=None, frames=None, fps=None, temperature=None,

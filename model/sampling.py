@@ -8,7 +8,8 @@ synchronizes with the host (no .item()), which matters when the step is a few mi
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Callable, Optional, Union
+from typing import Sequence as Seq
 
 import torch
 
@@ -33,11 +34,24 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: f
     return logits
 
 
-def draw(logits: torch.Tensor, generator: Optional[torch.Generator], noise: Optional[torch.Tensor] = None) -> torch.Tensor:
+Generators = Union[torch.Generator, Seq[torch.Generator], None]
+
+
+def exp_noise(like: torch.Tensor, generator: Generators) -> torch.Tensor:
+    """Exp(1) noise shaped like `like` (B, V). With one generator per row, row i's numbers are exactly
+    what a batch of one would draw from generator i: a batch of clips gives each clip its own seed's video."""
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != like.shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {like.shape[0]}")
+        return torch.stack([torch.empty_like(like[0]).exponential_(1.0, generator=g) for g in generator])
+    return torch.empty_like(like).exponential_(1.0, generator=generator)
+
+
+def draw(logits: torch.Tensor, generator: Generators, noise: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Sample one id per row: argmax(p / E) with E ~ Exp(1) is a draw from p (no host sync).
     Passing the noise E makes the draw a pure function of the logits (what Jacobi decoding needs)."""
     probs = logits.softmax(-1)
-    e = torch.empty_like(probs).exponential_(1.0, generator=generator) if noise is None else noise
+    e = exp_noise(probs, generator) if noise is None else noise
     return (probs / e).argmax(-1)
 
 
@@ -68,7 +82,7 @@ def sample(
     top_k: int = 0,
     top_p: float = 1.0,
     cfg: float = 1.0,
-    generator: Optional[torch.Generator] = None,
+    generator: Generators = None,
     progress: Optional[Callable[[int, int], None]] = None,
     cache_dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
@@ -118,7 +132,7 @@ def sample_jacobi(
     top_k: int = 0,
     top_p: float = 1.0,
     cfg: float = 1.0,
-    generator: Optional[torch.Generator] = None,
+    generator: Generators = None,
     progress: Optional[Callable[[int, int], None]] = None,
     cache_dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
@@ -139,7 +153,7 @@ def sample_jacobi(
 
     def pick(lg: torch.Tensor, i: int) -> torch.Tensor:
         while len(noise) <= i - m:
-            noise.append(torch.empty(B, lg.shape[-1], device=device).exponential_(1.0, generator=generator))
+            noise.append(exp_noise(torch.empty(B, lg.shape[-1], device=device), generator))
         lg = guided(lg, B, cfg) if use_cfg else lg
         return draw(filter_logits(lg, temperature, top_k, top_p), None, noise[i - m])
 

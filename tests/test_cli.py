@@ -764,3 +764,35 @@ def test_a_signal_during_generation_leaves_nothing(micro, tmp_path, sig, code):
     assert p.returncode == code, err
     assert err.strip().splitlines()[-1] in ("terminated", "interrupted")
     assert list(tmp_path.iterdir()) == []  # no output, no temp file, no reservation left
+
+
+def test_num_runs_as_one_batch_with_each_clip_its_seed(micro, cwd, monkeypatch):
+    from model import pipeline
+
+    calls = []
+    real = pipeline.VideoPoet.generate_variations
+
+    def spy(self, prompt, seeds, **k):
+        calls.append(list(seeds))
+        return real(self, prompt, seeds, **k)
+
+    monkeypatch.setattr(pipeline.VideoPoet, "generate_variations", spy)
+    r = ok(cli("generate", PROMPT, *M(micro), "--num", "3", "--seed", "5", "-o", "v.gif", "--frames", "9", "--json"))
+    assert calls == [[5, 6, 7]]  # one batched call
+    assert [json.loads(x)["seed"] for x in r.stdout.splitlines()] == [5, 6, 7]
+    for i, seed in enumerate((5, 6, 7)):
+        ok(cli("generate", PROMPT, *M(micro), "--seed", str(seed), "-o", f"s{seed}.gif", "--frames", "9", "-q"))
+        assert np.array_equal(read_back(cwd / f"v-{i + 1}.gif")[0], read_back(cwd / f"s{seed}.gif")[0])
+
+
+def test_generate_variations_equals_one_run_per_seed(micro):
+    import torch
+
+    from model.pipeline import VideoPoet
+
+    vp = VideoPoet.from_pretrained(str(micro[0]), checkpoint=micro[1])
+    for frames in (1, 25):  # an image; two windows (the second continues clip by clip)
+        many = vp.generate_variations(PROMPT, [3, 4], frames=frames, top_k=20, negative="blue")
+        one = [vp.generate(PROMPT, seed=s, frames=frames, top_k=20, negative="blue") for s in (3, 4)]
+        assert all(torch.equal(a, b) for a, b in zip(many, one))
+        assert not torch.equal(many[0], many[1])

@@ -501,51 +501,78 @@ class Run:
         torch.set_num_threads(cpu_threads(self.threads))
         return VideoPoet.from_pretrained(self.preset_arg, checkpoint=self.checkpoint, device=self.device)
 
-    def execute(self, jobs: List[Job], make: Callable[[Any, Job, Any], Any], fps: float) -> None:
+    def execute(self, jobs: List[Job], make: Callable[[Any, Job, Any], Any], fps: float, make_batch: Optional[Callable] = None) -> None:
         """Load the model once, make and write every clip. One failing clip of several does not stop
         the others: it is reported, and the exit status is 1 at the end."""
         try:
-            self._execute(jobs, make, fps)
+            self._execute(jobs, make, fps, make_batch)
         finally:
             _release_reservations()
 
-    def _execute(self, jobs: List[Job], make: Callable[[Any, Job, Any], Any], fps: float) -> None:
+    def _execute(self, jobs: List[Job], make: Callable[[Any, Job, Any], Any], fps: float, make_batch: Optional[Callable] = None) -> None:
         vp = self.load()
-        from model import video_io as V
 
         for prompt in dict.fromkeys(job.prompt for job in jobs):
             for line in vp.prompt_notes(prompt):
                 self.note(f"note: {line}" if len(jobs) == 1 else f"note: {_short(prompt)}: {line}")
 
-        failed = 0
+        # variations of one prompt run as one batch when the command can (clip i is still seed+i's clip)
+        groups: List[List[Job]] = []
         for job in jobs:
+            if make_batch is not None and groups and groups[-1][0].prompt == job.prompt:
+                groups[-1].append(job)
+            else:
+                groups.append([job])
+        failed = 0
+        for group in groups:
+            start = time.perf_counter()
             try:
-                start = time.perf_counter()
-                with self.progress(job.label) as tick:
-                    video = make(vp, job, tick)
-                # a command that pastes its result back at the input's resolution returns uint8 frames
-                frames = video if getattr(video, "dtype", None) == "uint8" else V.upscale(V.to_uint8(video), self.size)
-                if job.path != STDIO and self.output is not None:
-                    parent = os.path.dirname(os.path.abspath(job.path.rstrip("/" + os.sep)))
-                    if (self._is_folder_target() or (job.kind == "png" and len(jobs) > 1)) and not os.path.isdir(parent):
-                        os.makedirs(parent, exist_ok=True)
-                V.write_video(frames, job.path, fps, job.kind, overwrite=self.overwrite,
-                              provenance=self.provenance(vp, job, frames, fps))
-                taken = time.perf_counter() - start
-                self.report(vp, job, frames, fps, taken)
+                if len(group) == 1:
+                    with self.progress(group[0].label) as tick:
+                        videos = [make(vp, group[0], tick)]
+                else:
+                    with self.progress(f"{_short(group[0].prompt)} x{len(group)}") as tick:
+                        videos = make_batch(vp, group, tick)
             except (KeyboardInterrupt, BrokenPipeError):
                 raise
             except Exception as e:
                 if len(jobs) == 1:
                     raise
-                failed += 1
-                if isinstance(e, VideoPoetError):
-                    _error(f"{job.label}: {e}")
-                else:
-                    _internal(e)
+                failed += len(group)
+                self._failed(group[0] if len(group) == 1 else None, e)
+                continue
+            per_clip = (time.perf_counter() - start) / len(group)
+            for job, video in zip(group, videos):
+                try:
+                    self._write(vp, job, video, fps, len(jobs), time.perf_counter(), per_clip)
+                except (KeyboardInterrupt, BrokenPipeError):
+                    raise
+                except Exception as e:
+                    if len(jobs) == 1:
+                        raise
+                    failed += 1
+                    self._failed(job, e)
         if failed:
             _error(f"{failed} of {len(jobs)} clips failed")
             raise typer.Exit(1)
+
+    def _failed(self, job: Optional[Job], e: Exception) -> None:
+        if isinstance(e, VideoPoetError):
+            _error(f"{job.label}: {e}" if job else str(e))
+        else:
+            _internal(e)
+
+    def _write(self, vp: Any, job: Job, video: Any, fps: float, n_jobs: int, start: float, made_in: float) -> None:
+        from model import video_io as V
+
+        # a command that pastes its result back at the input's resolution returns uint8 frames
+        frames = video if getattr(video, "dtype", None) == "uint8" else V.upscale(V.to_uint8(video), self.size)
+        if job.path != STDIO and self.output is not None:
+            parent = os.path.dirname(os.path.abspath(job.path.rstrip("/" + os.sep)))
+            if (self._is_folder_target() or (job.kind == "png" and n_jobs > 1)) and not os.path.isdir(parent):
+                os.makedirs(parent, exist_ok=True)
+        V.write_video(frames, job.path, fps, job.kind, overwrite=self.overwrite, provenance=self.provenance(vp, job, frames, fps))
+        self.report(vp, job, frames, fps, made_in + time.perf_counter() - start)
 
     def provenance(self, vp: Any, job: Job, frames: Any, fps: float) -> dict:
         """What made this clip, stored in the file (`videopoet info FILE` prints it and the command)."""
@@ -840,7 +867,11 @@ def generate(
             return vp.generate(job.prompt, frames=n_frames, fps=out_fps, seed=job.seed, then=then_prompts,
                                progress=tick, **run.sampling.overrides())
 
-        run.execute(jobs, make, out_fps)
+        def make_batch(vp: Any, group: List[Job], tick: Any) -> List[Any]:
+            return vp.generate_variations(group[0].prompt, [j.seed for j in group], frames=n_frames, fps=out_fps,
+                                          progress=tick, **run.sampling.overrides())  # fmt: skip
+
+        run.execute(jobs, make, out_fps, None if then_prompts else make_batch)
 
 
 @app.command(
