@@ -46,7 +46,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 PROMPT = "a red circle moving right"
-SECTIONS = ("limits", "decode", "gpt2", "uncached", "e2e", "scaling", "train")
+SECTIONS = ("limits", "decode", "gpt2", "uncached", "e2e", "scaling", "batch", "load", "train")
 GPT2_PROMPT_LEN = 24
 UNCACHED_TOKENS = 32
 
@@ -491,6 +491,70 @@ def bench_scaling(ckpt: Path, reps: int, tmp: Path) -> dict:
     return r
 
 
+# ------------------------------------------------------------------------------------------------ 6b. --num as one batch
+
+
+def bench_batch(ckpt: Path, reps: int, tmp: Path) -> dict:
+    """Clips per second of `generate --num N` (one batched sampling call) for N = 1, 2, 4, 8."""
+    exe = str(cli_path())
+    work = tmp / "batch"
+    work.mkdir(exist_ok=True)
+    env = child_env()
+    r: dict[str, Any] = {"rows": []}
+    for n in (1, 2, 4, 8):
+        cmd = [exe, "generate", PROMPT, "-o", str(work / f"n{n}.mp4"), "--overwrite", "--checkpoint", str(ckpt), "--num", str(n)]
+        runs = [check_ok(run_measured(cmd, env=env, cwd=work), f"generate --num {n}") for _ in range(reps)]
+        wall = median([x["wall_s"] for x in runs])
+        r["rows"].append({"num": n, "wall_s": wall, "clips_per_s": n / wall, "wall_all_s": [x["wall_s"] for x in runs]})
+    base = r["rows"][0]["clips_per_s"]
+    for row in r["rows"]:
+        row["speedup"] = row["clips_per_s"] / base
+    return r
+
+
+# ------------------------------------------------------------------------------------------------ 6c. a busy machine
+
+HOG = "while True:\n    pass\n"
+
+
+def bench_load(ckpt: Path, reps: int, tmp: Path) -> dict:
+    """The default clip's wall time idle, beside 1 and 2 busy-looping processes (started and stopped
+    here), and as two `videopoet generate` processes at once. No thread settings are passed: this
+    measures the CLI's own choice of threads."""
+    import concurrent.futures
+
+    exe = str(cli_path())
+    work = tmp / "load"
+    work.mkdir(exist_ok=True)
+    env = {k: v for k, v in child_env().items() if k != "OMP_NUM_THREADS"}
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+    def cmd(name: str) -> list[str]:
+        return [exe, "generate", PROMPT, "-o", str(work / name), "--overwrite", "--checkpoint", str(ckpt)]
+
+    idle = median([check_ok(run_measured(cmd("idle.mp4"), env=env, cwd=work), "idle generate")["wall_s"] for _ in range(reps)])
+    r: dict[str, Any] = {"cores": cores, "idle_wall_s": idle, "rows": []}
+    for k in (1, 2):
+        hogs = [subprocess.Popen([sys.executable, "-c", HOG]) for _ in range(k)]
+        try:
+            time.sleep(1.0)  # let them occupy the cores
+            walls = [check_ok(run_measured(cmd(f"hog{k}.mp4"), env=env, cwd=work), f"generate beside {k} hogs")["wall_s"] for _ in range(reps)]
+        finally:
+            for h in hogs:
+                h.kill()
+                h.wait()
+        bound = 1.3 * idle * (k + cores) / cores
+        r["rows"].append({"hogs": k, "wall_s": median(walls), "wall_all_s": walls, "bound_s": bound, "ratio_to_idle": median(walls) / idle})
+    pairs = []
+    for _ in range(reps):
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            futs = [pool.submit(run_measured, cmd(f"pair{j}.mp4"), env=env, cwd=work) for j in range(2)]
+            pairs.append([check_ok(f.result(), "two generates at once")["wall_s"] for f in futs])
+    worst = median([max(p) for p in pairs])
+    r["two_at_once"] = {"wall_s_each": pairs, "worst_wall_s": worst, "ratio_to_idle": worst / idle, "bound_s": 2.6 * idle}
+    return r
+
+
 # ------------------------------------------------------------------------------------------------ 7. training
 
 TOK_RE = re.compile(r"tok_per_s=([0-9.eE+-]+)")
@@ -591,6 +655,18 @@ def goals(res: dict) -> list[dict]:
     ratio = get(res, "scaling", "ratio")
     out.append({"goal": "`--seconds 10` vs `--seconds 2` wall", "target": "<= 5.5x",
                 "measured": None if ratio is None else f"{ratio:.2f}x", "met": None if ratio is None else ratio <= 5.5})
+    b4 = next((r for r in get(res, "batch", "rows") or [] if r["num"] == 4), None)
+    out.append({"goal": "`--num 4` clips/s vs `--num 1`", "target": ">= 1.6x",
+                "measured": None if b4 is None else f"{b4['speedup']:.2f}x", "met": None if b4 is None else b4["speedup"] >= 1.6})
+    load = res.get("load")
+    for row in get(load, "rows") or []:
+        out.append({"goal": f"default clip beside {row['hogs']} busy process(es) on {load['cores']} cores", "target": "<= 1.3 x idle x (k+c)/c",
+                    "measured": f"{row['wall_s']:.2f} s ({row['ratio_to_idle']:.2f}x idle {load['idle_wall_s']:.2f} s; bound {row['bound_s']:.2f} s)",
+                    "met": row["wall_s"] <= row["bound_s"]})  # fmt: skip
+    two = get(load, "two_at_once")
+    if two:
+        out.append({"goal": "two `generate` processes at once, each", "target": "<= 2.6x idle",
+                    "measured": f"{two['ratio_to_idle']:.2f}x ({two['worst_wall_s']:.2f} s, the slower of the two)", "met": two["worst_wall_s"] <= two["bound_s"]})
     return out
 
 
@@ -760,6 +836,30 @@ def render(res: dict) -> str:
         add(f"Ratio 10 s / 2 s: **{r['ratio']:.2f}x** (goal <= 5.5x).")
         add("")
 
+    add("## 6b. `--num N` as one batch")
+    add("")
+    if not failed("batch") and "batch" in res:
+        add("| `generate --num` | wall (median) | clips/s | vs `--num 1` |")
+        add("|---|---|---|---|")
+        for row in res["batch"]["rows"]:
+            add(f"| {row['num']} | {row['wall_s']:.2f} s | {row['clips_per_s']:.3f} | {row['speedup']:.2f}x |")
+        add("")
+
+    add("## 6c. A busy machine")
+    add("")
+    if not failed("load") and "load" in res:
+        r = res["load"]
+        add(f"The default clip, cold, with no thread settings (the CLI picks them); busy-looping processes started "
+            f"and stopped by the benchmark; {r['cores']} cores. Idle: {r['idle_wall_s']:.2f} s.")
+        add("")
+        add("| beside | wall (median) | x idle | bound (fair share + 30%) |")
+        add("|---|---|---|---|")
+        for row in r["rows"]:
+            add(f"| {row['hogs']} busy process(es) | {row['wall_s']:.2f} s | {row['ratio_to_idle']:.2f}x | {row['bound_s']:.2f} s |")
+        two = r["two_at_once"]
+        add(f"| another `videopoet generate` (the slower of the two) | {two['worst_wall_s']:.2f} s | {two['ratio_to_idle']:.2f}x | {two['bound_s']:.2f} s |")
+        add("")
+
     add("## 7. Training throughput")
     add("")
     if res.get("skip_train"):
@@ -831,7 +931,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         only.discard("train")
     q = args.quick
     reps = {"limits": 2 if q else 5, "decode": 1 if q else 5, "gpt2": 1 if q else 3, "uncached": 1 if q else 3,
-            "e2e": 2 if q else 5, "scaling": 1 if q else 3}  # fmt: skip
+            "e2e": 2 if q else 5, "scaling": 1 if q else 3, "batch": 1 if q else 3, "load": 1 if q else 3}  # fmt: skip
     train_steps = 4 if q else 12
 
     out = Path(args.out)
@@ -890,6 +990,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             ("uncached", lambda: bench_uncached(model(), reps["uncached"])),
             ("e2e", lambda: bench_e2e(ckpt, reps["e2e"], tmp)),
             ("scaling", lambda: bench_scaling(ckpt, reps["scaling"], tmp)),
+            ("batch", lambda: bench_batch(ckpt, reps["batch"], tmp)),
+            ("load", lambda: bench_load(ckpt, reps["load"], tmp)),
             ("train", lambda: bench_train(ckpt, train_steps, tmp)),
         ]
         for name, fn in steps:

@@ -742,6 +742,15 @@ def test_threads_follow_the_option_the_environment_and_the_affinity(micro, cwd, 
     monkeypatch.delenv("OMP_NUM_THREADS")
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     assert cpu_threads() == 1
+    from videopoet_cli import main as cli_main
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(cli_main, "_busy_others", lambda: 0)
+    assert cpu_threads() == 4
+    monkeypatch.setattr(cli_main, "_busy_others", lambda: 3)  # three other busy processes: one thread left
+    assert cpu_threads() == 1
+    monkeypatch.setattr(cli_main, "_busy_others", lambda: 9)
+    assert cpu_threads() == 1
     ok(cli("generate", PROMPT, *M(micro), "--frames", "1", "--threads", "1", "-o", "a.gif", "-q"))
     assert torch.get_num_threads() == 1
     assert cli("generate", PROMPT, *M(micro), "--threads", "0", "-o", "b.gif").exit_code == 2

@@ -210,7 +210,7 @@ JsonOpt = Annotated[
 PresetOpt = Annotated[str, typer.Option("--preset", metavar="NAME|YAML", rich_help_panel=_MODEL, help="Model preset: a name (see `videopoet presets`) or a YAML file.")]
 CheckpointOpt = Annotated[Optional[str], typer.Option("--checkpoint", metavar="FILE", rich_help_panel=_MODEL, help="Weights (.safetensors) to use instead of the preset's shipped ones.")]
 DeviceOpt = Annotated[str, typer.Option("--device", rich_help_panel=_MODEL, help="Torch device: cpu, cuda, cuda:1, mps.")]
-ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", min=1, max=256, rich_help_panel=_MODEL, help="CPU threads for torch. Default: $OMP_NUM_THREADS if set, else the CPUs this process may run on (its affinity).")]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", min=1, max=256, rich_help_panel=_MODEL, help="CPU threads for torch. Default: $OMP_NUM_THREADS if set, else the CPUs this process may run on (its affinity) that other processes are not busy on at start.")]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", rich_help_panel=_SAMPLE, help="Random seed (default: the preset's). Variation i uses seed+i; same seed, same video.")]
 NumOpt = Annotated[int, typer.Option("--num", "-n", rich_help_panel=_SAMPLE, help="Variations per prompt, 1..64.")]
 TemperatureOpt = Annotated[Optional[float], typer.Option("--temperature", rich_help_panel=_SAMPLE, help="Sampling temperature, > 0 (default: the preset's, 1.0).")]
@@ -612,18 +612,33 @@ class Run:
             sys.stderr.flush()
 
 
+def _busy_others() -> int:
+    """Other processes running on a CPU right now (Linux /proc/stat `procs_running`, minus this one)."""
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                if line.startswith("procs_running"):
+                    return max(0, int(line.split()[1]) - 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
 def cpu_threads(requested: Optional[int] = None) -> int:
     """--threads, else $OMP_NUM_THREADS, else the CPUs this process may use (sched_getaffinity: a
-    container or `taskset` limit counts, unlike torch's default of every core of the machine)."""
+    container or `taskset` limit counts, unlike torch's default of every core of the machine) less those
+    other processes are busy on now. OpenMP threads that share a core with another busy process spin
+    waiting for each other: on a loaded 2-core machine two threads made a clip 6x slower than one."""
     if requested:
         return requested
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     if env.isdigit() and int(env) > 0:
         return int(env)
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+        cpus = max(1, os.cpu_count() or 1)
+    return max(1, cpus - _busy_others())
 
 
 def _short(text: str, n: int = 48) -> str:
