@@ -183,6 +183,12 @@ class VideoPoet:
         seeds = seed if isinstance(seed, (list, tuple)) else None
         states, valid, pooled = self.encode_text([prompt] * (len(seeds) if seeds else 1))
         seq = tasks.build(task, states, valid, pooled, n_out, visual_in=visual_in, visual_out=forced, in_mask=in_mask)
+        if in_mask is not None and task in tasks.MASKED_TASKS:  # keep every visible cell's id: only hidden ones are drawn
+            known = visual_in.masked_fill(in_mask.to(visual_in.device), -1)
+            if forced is not None:
+                known = known.clone()
+                known[:, : forced.shape[1]] = -1  # the forced prefix already fixes these
+            seq = dataclasses.replace(seq, out_known=known.expand(seq.batch, -1))
         sampling = dict(sampling)
         negative = sampling.pop("negative", "")
         if negative and negative.strip():  # guidance pushes away from this text instead of from no text

@@ -61,6 +61,16 @@ def guided(logits: torch.Tensor, batch: int, cfg: float) -> torch.Tensor:
     return uncond + cfg * (cond - uncond)
 
 
+def keep_known(tok: torch.Tensor, seq: Sequence, i: int) -> torch.Tensor:
+    """Position i's ids with the layout's known ids (seq.out_known >= 0) put in place of the draws: how
+    inpainting and outpainting keep what is visible. The draw still happens, so the random stream, and
+    with it every later draw, is the same whatever is known."""
+    if seq.out_known is None:
+        return tok
+    k = seq.out_known[:, i]
+    return torch.where(k >= 0, k, tok)
+
+
 def _begin(lm: PrefixLM, seq: Sequence, use_cfg: bool, cache_dtype: torch.dtype):
     """What both samplers start with: the given visual-out ids copied into the output, the prefix (doubled
     for CFG) run once into a fresh cache. Returns (number given, cache, logits for the next id, output)."""
@@ -96,7 +106,7 @@ def sample(
     m, cache, logits, out = _begin(lm, seq, use_cfg, cache_dtype)
     for i in range(m, n):
         step_logits = guided(logits, B, cfg) if use_cfg else logits
-        tok = draw(filter_logits(step_logits, temperature, top_k, top_p), generator)
+        tok = keep_known(draw(filter_logits(step_logits, temperature, top_k, top_p), generator), seq, i)
         out[:, i] = tok
         if progress is not None:
             progress(i + 1 - m, n - m)
@@ -118,7 +128,7 @@ def sample_uncached(lm: PrefixLM, seq: Sequence, *, generator=None, temperature=
         run = cur.doubled() if use_cfg else cur
         logits = lm(run)[:, -1]
         step_logits = guided(logits, B, cfg) if use_cfg else logits
-        out[:, i] = draw(filter_logits(step_logits, temperature, top_k, top_p), generator)
+        out[:, i] = keep_known(draw(filter_logits(step_logits, temperature, top_k, top_p), generator), seq, i)
     return out
 
 
@@ -155,7 +165,7 @@ def sample_jacobi(
         while len(noise) <= i - m:
             noise.append(exp_noise(torch.empty(B, lg.shape[-1], device=device), generator))
         lg = guided(lg, B, cfg) if use_cfg else lg
-        return draw(filter_logits(lg, temperature, top_k, top_p), None, noise[i - m])
+        return keep_known(draw(filter_logits(lg, temperature, top_k, top_p), None, noise[i - m]), seq, i)
 
     calls = 1
     if m >= n:

@@ -54,6 +54,7 @@ class Sequence:
     n_in: int = 0  # visual-in ids
     out_follows_in: bool = False  # visual-out continues visual-in in time (i2v, continue); else they are aligned
     negative: Optional[tuple] = None  # (states, valid, pooled) of a negative prompt: the other half of CFG
+    out_known: Optional[torch.Tensor] = None  # (B, n_out) visual ids the sampler must keep (-1: free), e.g. unmasked cells
 
     @property
     def batch(self) -> int:
