@@ -159,11 +159,12 @@ def _object_mask(scene: world.Scene, clip: np.ndarray) -> np.ndarray:
 
 def eval_inpaint(vp: VideoPoet, n: int = 20, tick: Tick = None, **sampling) -> dict:
     """Hide a box covering the object in the middle frames (one latent cell of margin), prompt the scene's
-    caption: the analyser reads colour/shape/motion of the whole output. Outside the hidden cells the
-    model's own output (blend off) is compared with the tokenizer's reconstruction of the input."""
+    caption: the analyser reads colour/shape/motion of the whole output. Outside the hidden cells, PSNR
+    against the input for the tokenizer's reconstruction, the model's own decoded output (blend off) and
+    what the command writes (the input pasted back, blended over one cell)."""
     from .masks import latent_cells
 
-    rows, gaps, raw_out, rec_out = [], [], [], []
+    rows, gaps, raw_out, rec_out, written_out = [], [], [], [], []
     t = vp.preset.tokenizer
     cell = t.spatial_stride
     for i, (scene, clip) in enumerate(_source_clips(vp, n)):
@@ -184,15 +185,20 @@ def eval_inpaint(vp: VideoPoet, n: int = 20, tick: Tick = None, **sampling) -> d
         raw_out.append(p_raw)
         rec_out.append(p_rec)
         gaps.append(p_rec - p_raw)
-        w = vp.inpaint(from_uint8(clip), mask, prompt, seed=i, **sampling)  # what the command writes
-        r = read_clip(to_uint8(w))
+        w = to_uint8(vp.inpaint(from_uint8(clip), mask, prompt, seed=i, **sampling))  # what the command writes
+        p_out = psnr(clip[:, outside], w[:, outside])
+        written_out.append(p_out)
+        r = read_clip(w)
         rows.append({"prompt": prompt, **adherence(r, scene.color, scene.shape, scene.motion), "read": [r.color, r.shape, r.motion],
-                     "hidden_cells": int(cells.sum()), "outside_psnr_db": p_raw, "outside_recon_psnr_db": p_rec})  # fmt: skip
+                     "hidden_cells": int(cells.sum()), "outside_psnr_db": p_raw, "outside_recon_psnr_db": p_rec,
+                     "outside_written_psnr_db": p_out})  # fmt: skip
         if tick:
             tick(f"inpaint {i + 1}/{n}")
     return _summary(rows) | {
         "outside_psnr_db": float(np.mean(raw_out)), "outside_recon_psnr_db": float(np.mean(rec_out)),
-        "outside_gap_db_mean": float(np.mean(gaps)), "outside_gap_db_max": float(np.max(gaps)), "clips": rows,
+        "outside_gap_db_mean": float(np.mean(gaps)), "outside_gap_db_max": float(np.max(gaps)),
+        "outside_written_psnr_db": float(np.mean(written_out)),
+        "outside_written_gap_db_max": float(np.max([a - b for a, b in zip(rec_out, written_out)])), "clips": rows,
     }  # fmt: skip
 
 
