@@ -120,3 +120,33 @@ def test_cli_pipe_animate_into_stylize(tmp_path):
     assert second.returncode == 0, second.stderr.decode()[-500:]
     frames, fps = read_video(str(tmp_path / "out.mp4"))
     assert frames.shape == (17, 128, 128, 3) and abs(fps - 8) < 0.01
+
+
+def test_inpaint_remakes_the_object_and_keeps_the_rest(vp):
+    """A box over a held-out clip's object in its middle frames, prompted with its caption: the object
+    comes back in its colour, and away from the box the clip is the input itself."""
+    from model.masks import box_mask
+
+    _, clip = _source("yellow", "square", "right", seed=7)
+    obj = (np.abs(clip.astype(int) - clip[0, 0, 0]).sum(-1) > 30)[6:11].any(0)
+    ys, xs = np.nonzero(obj)
+    mask = box_mask((int(xs.min()) - 4, int(ys.min()) - 4, int(xs.max() - xs.min()) + 9, int(ys.max() - ys.min()) + 9), 64, 64)
+    out = to_uint8(vp.inpaint(from_uint8(clip), mask, "a yellow square moving right", seed=0))
+    r = read_clip(out)
+    assert r.color == "yellow", (r.color, r.shape, r.motion)
+    cells = vp.mask_cells(mask)
+    far = ~torch.nn.functional.max_pool2d(cells[None, None].float(), 3, 1, 1)[0, 0].bool()  # beyond the one-cell ramp
+    far_px = far.repeat_interleave(8, 0).repeat_interleave(8, 1).numpy()
+    assert np.array_equal(out[:, far_px], clip[:, far_px])
+
+
+def test_outpaint_continues_the_track(vp):
+    """Keep a centre strip half the width of a clip whose object moves right; the border is made from
+    the caption and the analyser reads the motion of the whole clip."""
+    _, clip = _source("green", "circle", "right", seed=11)
+    mask = torch.ones(64, 64, dtype=torch.bool)
+    mask[:, 16:48] = False
+    out = to_uint8(vp.outpaint(from_uint8(clip), mask, "a green circle moving right", seed=0))
+    r = read_clip(out)
+    assert (r.color, r.motion) == ("green", "right"), (r.color, r.shape, r.motion)
+    assert np.array_equal(out[:, :, 24:40], clip[:, :, 24:40])  # the known middle, beyond the ramp, is the input
