@@ -632,8 +632,8 @@ def test_a_name_another_run_is_writing_is_refused_up_front(micro, cwd):
 def test_a_file_that_appears_during_generation_is_not_replaced(micro, cwd, monkeypatch):
     real = V._encode_mp4
 
-    def slow(frames, tmp, fps):  # another process writes the name while this one encodes
-        real(frames, tmp, fps)
+    def slow(frames, tmp, fps, note=""):  # another process writes the name while this one encodes
+        real(frames, tmp, fps, note)
         (cwd / "clip.mp4").write_bytes(b"someone else's")
 
     monkeypatch.setattr(V, "_encode_mp4", slow)

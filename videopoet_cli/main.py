@@ -23,6 +23,8 @@ import typer.core
 from model.config import MAX_FPS, MAX_FRAMES, MAX_SECONDS
 from model.errors import InvalidInput, VideoPoetError
 
+from .guard import Terminated, guard, one_line as _one_line, print_error as _error, print_internal as _internal
+
 __version__ = "0.1.0"
 
 # Limits checked up front (model.config holds them; model.pipeline refuses the same).
@@ -67,54 +69,15 @@ app = typer.Typer(
 # ----------------------------------------------------------------------------- errors
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split()) or "(no message)"
-
-
-def _error(message: str) -> None:
-    sys.stderr.write(f"error: {_one_line(message)}\n")
-    sys.stderr.flush()
-
-
-def _internal(e: BaseException) -> None:
-    if os.environ.get("VIDEOPOET_DEBUG") == "1":
-        traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
-    _error(f"internal error: {type(e).__name__}: {e}")
-
-
 @contextmanager
 def _guard() -> Iterator[None]:
-    """Run a command body: known errors become one stderr line and an exit status, never a traceback."""
+    """A command body: errors as one line (guard), and this run's output reservations released however
+    it ends (an input that fails to read after the names were reserved must not leave them behind)."""
     try:
-        yield
-    except typer.Exit:
-        raise
-    except InvalidInput as e:
-        _error(str(e))
-        raise typer.Exit(2) from None
-    except VideoPoetError as e:
-        _error(str(e))
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM (see _on_sigterm): files are cleaned up on the way out
-        sys.stderr.write("terminated\n" if isinstance(e, Terminated) else "interrupted\n")
-        raise typer.Exit(143 if isinstance(e, Terminated) else 130) from None
-    except BrokenPipeError:
-        # The reader of stdout went away (`| head`): stop quietly, and keep Python from complaining
-        # about the dead pipe when it flushes stdout at exit.
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        except (OSError, ValueError, AttributeError):
-            pass
-        _error("output pipe closed")
-        raise typer.Exit(1) from None
-    except Exception as e:  # a bug: one line (the traceback with VIDEOPOET_DEBUG=1)
-        _internal(e)
-        raise typer.Exit(1) from None
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is, so temp files and reservations are removed as for Ctrl-C."""
+        with guard():
+            yield
+    finally:
+        _release_reservations()
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:

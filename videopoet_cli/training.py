@@ -51,9 +51,9 @@ def _log(msg: str) -> None:
 
 def _run(fn):
     """Run a command body under the CLI's guard: user errors become one line on stderr and an exit status."""
-    from .main import _guard
+    from .guard import guard
 
-    with _guard():
+    with guard():
         return fn()
 
 
