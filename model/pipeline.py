@@ -23,6 +23,7 @@ from .tokenizer import VideoTokenizer
 from .transformer import PrefixLM
 
 Progress = Callable[[int, int], None]
+DTYPES = ("float32", "bfloat16", "float16")
 CONTEXT_LATENTS = 3  # latent frames of context when continuing (1 + 4*2 = 9 frames)
 
 
@@ -44,7 +45,8 @@ def _check_prompt(prompt: str) -> str:
 
 
 class VideoPoet:
-    def __init__(self, preset: Preset, tokenizer: VideoTokenizer, lm: PrefixLM, checkpoint: Optional[Path] = None, device: str = "cpu"):
+    def __init__(self, preset: Preset, tokenizer: VideoTokenizer, lm: PrefixLM, checkpoint: Optional[Path] = None, device: str = "cpu",
+                 dtype: str = "float32"):  # fmt: skip
         self.preset = preset
         self.tokenizer = tokenizer.eval()
         self.lm = lm.eval()
@@ -52,11 +54,17 @@ class VideoPoet:
         self.checkpoint_sha256 = file_hash(checkpoint, 64) if checkpoint else None
         self.checkpoint_hash = self.checkpoint_sha256[:12] if checkpoint else None
         self.device = torch.device(device)
+        if dtype not in DTYPES:
+            raise InvalidInput(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        if dtype == "float16" and self.device.type == "cpu":
+            raise InvalidInput("float16 is not usable on a CPU (use bfloat16 or float32)")
+        self.dtype = dtype
         self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
 
     # -- loading ------------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, preset_or_path: str = "tiny", checkpoint: Union[str, Path, None] = None, device: str = "cpu") -> "VideoPoet":
+    def from_pretrained(cls, preset_or_path: str = "tiny", checkpoint: Union[str, Path, None] = None, device: str = "cpu",
+                        dtype: str = "float32") -> "VideoPoet":  # fmt: skip
         """A preset name or YAML file (its shipped weights, or `checkpoint`), or a .safetensors file."""
         if str(preset_or_path).endswith(".safetensors"):
             checkpoint, preset = Path(preset_or_path), None
@@ -85,7 +93,7 @@ class VideoPoet:
         lm = PrefixLM.for_tokenizer(preset.lm, preset.tokenizer)
         load_into(tok, tensors, "tokenizer", checkpoint)
         load_into(lm, tensors, "lm", checkpoint)
-        return cls(preset, tok.to(device), lm.to(device), checkpoint, device)
+        return cls(preset, tok.to(device), lm.to(device), checkpoint, device, dtype)
 
     @classmethod
     def random(cls, preset: Union[str, Preset] = "tiny", seed: int = 0, device: str = "cpu") -> "VideoPoet":
@@ -171,7 +179,16 @@ class VideoPoet:
 
     def _decode(self, ids: torch.Tensor) -> torch.Tensor:
         _, h, w = self.preset.tokenizer.latent_shape()
-        return self.tokenizer.decode(ids.view(ids.shape[0], -1, h, w))
+        with self._autocast():
+            return self.tokenizer.decode(ids.view(ids.shape[0], -1, h, w)).float()
+
+    def _autocast(self):
+        """Mixed precision for the compute (weights and the KV cache stay float32): `dtype` bfloat16 or float16."""
+        import contextlib
+
+        if self.dtype == "float32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=getattr(torch, self.dtype))
 
     def _encode(self, video: torch.Tensor) -> torch.Tensor:
         """(B, T, 3, H, W) -> flat ids (B, T'*h*w)."""
@@ -195,7 +212,8 @@ class VideoPoet:
             seq = seq.with_negative(*self.encode_text([negative.strip()]))
         gen = [torch.Generator(device=self.device).manual_seed(int(x)) for x in seeds] if seeds else torch.Generator(device=self.device).manual_seed(int(seed))
         sampler = sample_jacobi if sampling.pop("decoding") == "jacobi" else sample
-        return sampler(self.lm, seq, generator=gen, progress=progress, **sampling)
+        with self._autocast():
+            return sampler(self.lm, seq, generator=gen, progress=progress, **sampling)
 
     def _continue_to(self, video_ids: torch.Tensor, native_frames: int, prompts: list[str], seed: int, progress, sampling) -> torch.Tensor:
         """Extend decoded frames window by window until `native_frames`, each window conditioned on the

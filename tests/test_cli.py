@@ -805,3 +805,13 @@ def test_generate_variations_equals_one_run_per_seed(micro):
         one = [vp.generate(PROMPT, seed=s, frames=frames, top_k=20, negative="blue") for s in (3, 4)]
         assert all(torch.equal(a, b) for a, b in zip(many, one))
         assert not torch.equal(many[0], many[1])
+
+
+def test_dtype(micro, cwd):
+    ok(cli("generate", PROMPT, *M(micro), "--frames", "5", "--dtype", "bfloat16", "-o", "a.gif", "-q"))
+    ok(cli("generate", PROMPT, *M(micro), "--frames", "5", "-o", "b.gif", "-q"))
+    a, b = read_back(cwd / "a.gif")[0], read_back(cwd / "b.gif")[0]
+    assert a.shape == b.shape == (5, 128, 128, 3)
+    for bad, words in (("float16", "not usable on a CPU"), ("int8", "--dtype must be")):
+        r = cli("generate", PROMPT, *M(micro), "--dtype", bad, "-o", "c.gif")
+        assert r.exit_code == 2 and words in r.stderr

@@ -173,6 +173,7 @@ JsonOpt = Annotated[
 PresetOpt = Annotated[str, typer.Option("--preset", metavar="NAME|YAML", rich_help_panel=_MODEL, help="Model preset: a name (see `videopoet presets`) or a YAML file.")]
 CheckpointOpt = Annotated[Optional[str], typer.Option("--checkpoint", metavar="FILE", rich_help_panel=_MODEL, help="Weights (.safetensors) to use instead of the preset's shipped ones.")]
 DeviceOpt = Annotated[str, typer.Option("--device", rich_help_panel=_MODEL, help="Torch device: cpu, cuda, cuda:1, mps.")]
+DtypeOpt = Annotated[str, typer.Option("--dtype", metavar="float32|bfloat16|float16", rich_help_panel=_MODEL, help="Compute precision (autocast; weights stay float32). bfloat16 is fast on CPUs with avx512_bf16; float16 only on a GPU.")]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", min=1, max=256, rich_help_panel=_MODEL, help="CPU threads for torch. Default: $OMP_NUM_THREADS if set, else the CPUs this process may run on (its affinity) that other processes are not busy on at start.")]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", rich_help_panel=_SAMPLE, help="Random seed (default: the preset's). Variation i uses seed+i; same seed, same video.")]
 NumOpt = Annotated[int, typer.Option("--num", "-n", rich_help_panel=_SAMPLE, help="Variations per prompt, 1..64.")]
@@ -324,6 +325,7 @@ class Run:
     checkpoint: Optional[str]
     device: str
     threads: Optional[int]
+    dtype: str
     output: Optional[str]
     fmt: Optional[str]
     size: int
@@ -462,7 +464,7 @@ class Run:
         if dev.type == "mps" and not torch.backends.mps.is_available():
             raise VideoPoetError(f"--device {self.device}: MPS is not available on this machine")
         torch.set_num_threads(cpu_threads(self.threads))
-        return VideoPoet.from_pretrained(self.preset_arg, checkpoint=self.checkpoint, device=self.device)
+        return VideoPoet.from_pretrained(self.preset_arg, checkpoint=self.checkpoint, device=self.device, dtype=self.dtype)
 
     def execute(self, jobs: List[Job], make: Callable[[Any, Job, Any], Any], fps: float, make_batch: Optional[Callable] = None) -> None:
         """Load the model once, make and write every clip. One failing clip of several does not stop
@@ -543,6 +545,7 @@ class Run:
         return {
             "tool": f"videopoet {__version__}", "command": self.command, "prompt": job.prompt, "seed": job.seed,
             "preset": vp.preset.name, "checkpoint_sha256": vp.checkpoint_sha256, "sampling": self.sampling.effective(vp.preset),
+            "dtype": self.dtype,
             "frames": int(t), "fps": int(fps) if float(fps).is_integer() else float(fps), "width": int(w), "height": int(h),
             **{k: v for k, v in job.extra.items() if k != "input" or v != STDIO},
         }  # fmt: skip
@@ -699,7 +702,7 @@ def _reserve(path: str) -> None:
 
 def _setup(
     command: str, *, preset: str, checkpoint: Optional[str], device: str, output: Optional[str], fmt: Optional[str],
-    threads: Optional[int] = None,
+    threads: Optional[int] = None, dtype: str = "float32",
     size: Optional[int], overwrite: bool, quiet: bool, json_out: bool, seed: Optional[int], num: int, sampling: Sampling,
 ) -> Run:
     """Check every option that needs no model; load the preset (cheap: a YAML file)."""
@@ -714,12 +717,16 @@ def _setup(
         raise InvalidInput(f"--size must be an even number in {MIN_SIZE}..{MAX_SIZE}, got {size}")
     if not device.strip():
         raise InvalidInput("--device is empty")
+    if dtype not in ("float32", "bfloat16", "float16"):
+        raise InvalidInput(f"--dtype must be float32, bfloat16 or float16, got {dtype!r}")
+    if dtype == "float16" and device.strip().startswith("cpu"):
+        raise InvalidInput("--dtype float16 is not usable on a CPU (use bfloat16 or float32)")
     p = load_preset(preset)
     if checkpoint is not None and not os.path.isfile(checkpoint):
         what = "is not a file" if os.path.exists(checkpoint) else "not found"
         raise VideoPoetError(f"checkpoint {what}: {checkpoint}")
     return Run(
-        command=command, preset_arg=preset, preset=p, checkpoint=checkpoint, device=device, threads=threads, output=output,
+        command=command, preset_arg=preset, preset=p, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output,
         fmt=fmt, size=size if size is not None else p.video.display_size, overwrite=overwrite, quiet=quiet,
         json=json_out, seed=p.sampling.seed if seed is None else seed, num=num, sampling=sampling,
     )
@@ -822,6 +829,7 @@ def generate(
     preset: PresetOpt = "tiny",
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float32",
     threads: ThreadsOpt = None,
 ) -> None:
     """Make a video from text.
@@ -831,7 +839,7 @@ def generate(
     with _guard():
         _check_timing(seconds, frames, fps)
         then_prompts = [_check_text(t, "a --then prompt") for t in (then or [])]
-        run = _setup("generate", preset=preset, checkpoint=checkpoint, device=device, threads=threads, output=output, fmt=fmt,
+        run = _setup("generate", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
                      sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
         prompts = _collect_prompts(prompt, prompts_file)
@@ -884,6 +892,7 @@ def animate(
     preset: PresetOpt = "tiny",
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float32",
     threads: ThreadsOpt = None,
 ) -> None:
     """Animate an image: a clip that starts from it and follows the prompt."""
@@ -891,7 +900,7 @@ def animate(
         _check_timing(seconds, frames, fps)
         text = _check_text(prompt, "the prompt")
         _check_input_path(image)
-        run = _setup("animate", preset=preset, checkpoint=checkpoint, device=device, threads=threads, output=output, fmt=fmt,
+        run = _setup("animate", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
                      sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
         out_fps = float(fps if fps is not None else run.preset.video.fps)
@@ -939,6 +948,7 @@ def extend(
     preset: PresetOpt = "tiny",
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float32",
     threads: ThreadsOpt = None,
 ) -> None:
     """Continue a clip: the input, then SECONDS more of video following the prompt(s)."""
@@ -946,7 +956,7 @@ def extend(
         _check_timing(seconds, None, fps)
         prompts = [_check_text(prompt, "the prompt")] + [_check_text(t, "a --then prompt") for t in (then or [])]
         _check_input_path(input)
-        run = _setup("extend", preset=preset, checkpoint=checkpoint, device=device, threads=threads, output=output, fmt=fmt,
+        run = _setup("extend", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
                      sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
         native = run.preset.video.fps
@@ -996,6 +1006,7 @@ def stylize(
     preset: PresetOpt = "tiny",
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float32",
     threads: ThreadsOpt = None,
 ) -> None:
     """Restyle a clip with text, keeping its layout and motion (or only its motion)."""
@@ -1004,7 +1015,7 @@ def stylize(
         if max_seconds is not None and not 0 < max_seconds <= MAX_SECONDS:
             raise InvalidInput(f"--max-seconds must be in (0, {MAX_SECONDS:g}], got {_fmt(max_seconds)}")
         _check_input_path(input)
-        run = _setup("stylize", preset=preset, checkpoint=checkpoint, device=device, threads=threads, output=output, fmt=fmt,
+        run = _setup("stylize", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
                      sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
         extra = {"input": input, "motion_only": motion_only, **({"max_seconds": max_seconds} if max_seconds else {})}
@@ -1114,6 +1125,7 @@ def inpaint(
     preset: PresetOpt = "tiny",
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float32",
     threads: ThreadsOpt = None,
 ) -> None:
     """Remake a region of a clip (a box or a mask) as the prompt says; the rest is kept."""
@@ -1125,7 +1137,7 @@ def inpaint(
             raise InvalidInput(f"--max-seconds must be in (0, {MAX_SECONDS:g}], got {_fmt(max_seconds)}")
         rect = _ints(box, 4, "--box", "X,Y,W,H") if box is not None else None
         _check_input_path(input)
-        run = _setup("inpaint", preset=preset, checkpoint=checkpoint, device=device, threads=threads, output=output, fmt=fmt,
+        run = _setup("inpaint", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=None, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
                      sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
         extra = {"input": input, **({"box": rect} if rect else {"mask": mask}), **({"max_seconds": max_seconds} if max_seconds else {})}
@@ -1172,6 +1184,7 @@ def outpaint(
     preset: PresetOpt = "tiny",
     checkpoint: CheckpointOpt = None,
     device: DeviceOpt = "cpu",
+    dtype: DtypeOpt = "float32",
     threads: ThreadsOpt = None,
 ) -> None:
     """Widen a clip: place it on a larger canvas and make the rest as the prompt says."""
@@ -1191,7 +1204,7 @@ def outpaint(
                 raise InvalidInput(f"--to takes WxH in pixels (e.g. 96x96), got {to!r}")
             canvas = (int(m.group(1)), int(m.group(2)))
         _check_input_path(input)
-        run = _setup("outpaint", preset=preset, checkpoint=checkpoint, device=device, threads=threads, output=output, fmt=fmt,
+        run = _setup("outpaint", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=None, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
                      sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
         extra = {"input": input, **({"pad": margins} if margins is not None else {"to": list(canvas)}),
@@ -1259,6 +1272,8 @@ def reproduce_command(p: dict) -> str:
     if cmd not in ("inpaint", "outpaint") and "width" in p:
         args += ["--size", str(p["width"])]
     args += ["--seed", str(p.get("seed", 0)), "--preset", str(p.get("preset", "tiny"))]
+    if p.get("dtype", "float32") != "float32":
+        args += ["--dtype", str(p["dtype"])]
     s = p.get("sampling", {})
     for key, flag in (("temperature", "--temperature"), ("top_k", "--top-k"), ("top_p", "--top-p"), ("cfg", "--cfg"),
                       ("decoding", "--decoding"), ("negative", "--negative")):  # fmt: skip
