@@ -427,6 +427,7 @@ t = vp.preset.tokenizer
 n_out = t.latent_shape()[0] * t.tokens_per_latent_frame()
 sampling = vp._sampling(None, None, None, None)
 sampling.pop("decoding", None)  # the default clip decodes sequentially
+sampling.pop("negative", None)  # none by default
 seq = tasks.build("t2v", states, valid, pooled, n_out)
 gen = torch.Generator(device=vp.device).manual_seed(int(vp.preset.sampling.seed))
 ids = sample(vp.lm, seq, generator=gen, **sampling)
