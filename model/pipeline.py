@@ -282,11 +282,11 @@ class VideoPoet:
                             progress: Optional[Progress] = None) -> list[torch.Tensor]:  # fmt: skip
         """Several clips of one prompt, one per seed, sampled as one batch (faster per clip than one run
         each; clip i is exactly `generate(prompt, seed=seeds[i])`). Clips longer than one window continue
-        clip by clip. Jacobi decoding runs clip by clip."""
+        clip by clip."""
         seeds = [int(x) for x in seeds]
         if not seeds:
             return []
-        if len(seeds) == 1 or (decoding or self.preset.sampling.decoding) == "jacobi":
+        if len(seeds) == 1:
             kw = dict(duration_seconds=duration_seconds, frames=frames, fps=fps, temperature=temperature, top_k=top_k,
                       top_p=top_p, cfg=cfg, decoding=decoding, negative=negative)  # fmt: skip
             return [self.generate(prompt, seed=x, progress=progress, **kw) for x in seeds]
