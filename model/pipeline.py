@@ -128,8 +128,9 @@ class VideoPoet:
             from .data.captions import parse_attributes
 
             if parse_attributes(prompt) == (None, None, None):
-                notes.append("the prompt names no colour, shape or motion the shipped model was trained on "
-                             "(README: what the model can do); expect an arbitrary clip")  # fmt: skip
+                notes.append("the prompt names no colour, shape or motion the shipped model was trained on (it knows "
+                             "red, orange, yellow, green, cyan, blue, purple, white; circle, square, triangle; moving "
+                             "left, right, up, down or staying still); expect an arbitrary clip")  # fmt: skip
         return notes
 
     # -- pieces -------------------------------------------------------------------------------------
