@@ -82,11 +82,10 @@ def feather(cells: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Latent-cell mask -> (H, W) float weight of the generated clip: 1 inside, 0 one cell away from it,
     ramping linearly across the one kept cell that borders the hidden region (no hard seam)."""
     H, W = size
-    h, w = cells.shape
     hard = torch.nn.functional.interpolate(cells[None, None].float(), size=(H, W), mode="nearest")[0, 0]
-    # distance (in pixels, chessboard) from the hidden region, via repeated max-pooling is slow; a box
-    # blur of one cell's width gives the same linear ramp across one cell and keeps the inside at 1.
-    k = max(1, H // h)
+    # A box blur two cells wide, doubled and clipped: 1 at the hidden region's edge, falling linearly to 0
+    # one cell away; max() keeps the inside at exactly 1.
+    k = max(1, H // cells.shape[0])
     soft = torch.nn.functional.avg_pool2d(hard[None, None], 2 * k + 1, stride=1, padding=k, count_include_pad=False)[0, 0]
     return torch.maximum(hard, (soft * 2).clamp(max=1.0))
 
