@@ -24,6 +24,7 @@ ROPES = ("1d", "3d")
 MAX_FRAMES = 1201  # 150 s at 8 fps (1 + 150 * 8)
 MAX_SECONDS = 150.0
 MAX_FPS = 120.0
+DTYPES = ("float32", "bfloat16", "float16")  # compute precision (autocast); float16 only off the CPU
 
 # Config keys added after checkpoints were first written, with the value that reproduces how those older
 # checkpoints were built: a key a checkpoint lacks reads as this (model.checkpoint.checkpoint_config).

@@ -16,14 +16,13 @@ import torch
 
 from . import tasks
 from .checkpoint import CheckpointError, checkpoint_config, compare_configs, file_hash, load_into, read_checkpoint
-from .config import MAX_FPS, MAX_FRAMES, Preset, load_preset, weights_path
+from .config import DTYPES, MAX_FPS, MAX_FRAMES, Preset, load_preset, weights_path
 from .errors import InvalidInput, VideoPoetError
 from .sampling import sample, sample_jacobi
 from .tokenizer import VideoTokenizer
 from .transformer import PrefixLM
 
 Progress = Callable[[int, int], None]
-DTYPES = ("float32", "bfloat16", "float16")
 CONTEXT_LATENTS = 3  # latent frames of context when continuing (1 + 4*2 = 9 frames)
 
 
@@ -169,8 +168,7 @@ class VideoPoet:
         return frames, fps
 
     def _native_frames(self, frames: int, fps: float) -> int:
-        native = self.preset.video.fps
-        return 1 + math.ceil((frames - 1) * native / fps)
+        return frames_made(self.preset, frames, fps)[0]
 
     def _resample(self, video: torch.Tensor, frames: int, fps: float) -> torch.Tensor:
         """Native-fps frames -> `frames` frames at `fps` (nearest frame in time; duration preserved)."""
@@ -260,38 +258,23 @@ class VideoPoet:
         progress: Optional[Progress] = None,
     ) -> torch.Tensor:
         """Text to video: (T, 3, H, W) in [-1, 1]. `then` prompts drive the windows after the first."""
-        prompt = _check_prompt(prompt)
-        then = [_check_prompt(p) for p in then]
-        frames, fps = self._frames_for(duration_seconds, frames, fps)
-        sampling = self._sampling(temperature, top_k, top_p, cfg, decoding, negative)
         seed = self.preset.sampling.seed if seed is None else seed
-        cfgt = self.preset.tokenizer
-        native = self._native_frames(frames, fps)
-        n_tok = cfgt.tokens_per_latent_frame()
-        total = n_tok if native == 1 else cfgt.latent_shape()[0] * n_tok + (self._windows(native) - 1) * (cfgt.latent_shape()[0] - CONTEXT_LATENTS) * n_tok
-        tick = _Ticker(progress, total)
-        if native == 1:
-            ids = self._run("t2i", prompt, n_tok, seed=seed, progress=tick, sampling=sampling)
-            return self._decode(ids)[0]
-        ids = self._run("t2v", prompt, cfgt.latent_shape()[0] * n_tok, seed=seed, progress=tick, sampling=sampling)
-        video = self._continue_to(ids, native, [prompt, *then], seed, tick, sampling)
-        return self._resample(video, frames, fps)
+        return self.generate_variations(prompt, [seed], duration_seconds=duration_seconds, frames=frames, fps=fps,
+                                        temperature=temperature, top_k=top_k, top_p=top_p, cfg=cfg, then=then,
+                                        decoding=decoding, negative=negative, progress=progress)[0]  # fmt: skip
 
     @torch.no_grad()
     def generate_variations(self, prompt: str, seeds: Seq[int], *, duration_seconds=None, frames=None, fps=None,
-                            temperature=None, top_k=None, top_p=None, cfg=None, decoding=None, negative=None,
-                            progress: Optional[Progress] = None) -> list[torch.Tensor]:  # fmt: skip
-        """Several clips of one prompt, one per seed, sampled as one batch (faster per clip than one run
-        each; clip i is exactly `generate(prompt, seed=seeds[i])`). Clips longer than one window continue
-        clip by clip."""
+                            temperature=None, top_k=None, top_p=None, cfg=None, then: Seq[str] = (), decoding=None,
+                            negative=None, progress: Optional[Progress] = None) -> list[torch.Tensor]:  # fmt: skip
+        """Clips of one prompt, one per seed, their first window sampled as one batch (faster per clip
+        than one run each; clip i draws from its own generator, so it is exactly the clip of a run with
+        seed i alone). Later windows continue clip by clip; `then` prompts drive them."""
         seeds = [int(x) for x in seeds]
         if not seeds:
             return []
-        if len(seeds) == 1:
-            kw = dict(duration_seconds=duration_seconds, frames=frames, fps=fps, temperature=temperature, top_k=top_k,
-                      top_p=top_p, cfg=cfg, decoding=decoding, negative=negative)  # fmt: skip
-            return [self.generate(prompt, seed=x, progress=progress, **kw) for x in seeds]
         prompt = _check_prompt(prompt)
+        then = [_check_prompt(p) for p in then]
         frames, fps = self._frames_for(duration_seconds, frames, fps)
         sampling = self._sampling(temperature, top_k, top_p, cfg, decoding, negative)
         cfgt = self.preset.tokenizer
@@ -307,7 +290,7 @@ class VideoPoet:
             if native == 1:
                 out.append(self._decode(ids[i : i + 1])[0])
                 continue
-            video = self._continue_to(ids[i : i + 1], native, [prompt], x, tick, sampling)
+            video = self._continue_to(ids[i : i + 1], native, [prompt, *then], x, tick, sampling)
             out.append(self._resample(video, frames, fps))
         return out
 

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Callable, Iterator, List, Optional
 import typer
 import typer.core
 
-from model.config import MAX_FPS, MAX_FRAMES, MAX_SECONDS
+from model.config import DTYPES, MAX_FPS, MAX_FRAMES, MAX_SECONDS
 from model.errors import InvalidInput, VideoPoetError
 
 from .guard import Terminated, guard, one_line as _one_line, print_error as _error, print_internal as _internal
@@ -268,6 +268,11 @@ class Sampling:
         return {k: o.get(k, getattr(s, k)) for k in ("temperature", "top_k", "top_p", "cfg", "decoding", "negative")}
 
 
+def _check_max_seconds(max_seconds: Optional[float]) -> None:
+    if max_seconds is not None and not 0 < max_seconds <= MAX_SECONDS:
+        raise InvalidInput(f"--max-seconds must be in (0, {MAX_SECONDS:g}], got {_fmt(max_seconds)}")
+
+
 def _check_timing(seconds: Optional[float], frames: Optional[int], fps: Optional[float]) -> None:
     if seconds is not None and frames is not None:
         raise InvalidInput("--seconds and --frames are mutually exclusive; give one")
@@ -467,14 +472,9 @@ class Run:
         return VideoPoet.from_pretrained(self.preset_arg, checkpoint=self.checkpoint, device=self.device, dtype=self.dtype)
 
     def execute(self, jobs: List[Job], make: Callable[[Any, Job, Any], Any], fps: float, make_batch: Optional[Callable] = None) -> None:
-        """Load the model once, make and write every clip. One failing clip of several does not stop
-        the others: it is reported, and the exit status is 1 at the end."""
-        try:
-            self._execute(jobs, make, fps, make_batch)
-        finally:
-            _release_reservations()
-
-    def _execute(self, jobs: List[Job], make: Callable[[Any, Job, Any], Any], fps: float, make_batch: Optional[Callable] = None) -> None:
+        """Load the model once, make and write every clip (variations of one prompt as one batch when
+        the command gives `make_batch`). One failing clip of several does not stop the others: it is
+        reported, and the exit status is 1 at the end. Reservations are released by _guard."""
         vp = self.load()
 
         for prompt in dict.fromkeys(job.prompt for job in jobs):
@@ -509,7 +509,7 @@ class Run:
             per_clip = (time.perf_counter() - start) / len(group)
             for job, video in zip(group, videos):
                 try:
-                    self._write(vp, job, video, fps, len(jobs), time.perf_counter(), per_clip)
+                    self._write(vp, job, video, fps, len(jobs), per_clip)
                 except (KeyboardInterrupt, BrokenPipeError):
                     raise
                 except Exception as e:
@@ -527,9 +527,10 @@ class Run:
         else:
             _internal(e)
 
-    def _write(self, vp: Any, job: Job, video: Any, fps: float, n_jobs: int, start: float, made_in: float) -> None:
+    def _write(self, vp: Any, job: Job, video: Any, fps: float, n_jobs: int, made_in: float) -> None:
         from model import video_io as V
 
+        start = time.perf_counter()
         # a command that pastes its result back at the input's resolution returns uint8 frames
         frames = video if getattr(video, "dtype", None) == "uint8" else V.upscale(V.to_uint8(video), self.size)
         if job.path != STDIO and self.output is not None:
@@ -665,9 +666,6 @@ def _release_reservations() -> None:
 def _reserve(path: str) -> None:
     """Claim an output name for this run before any model work (a hidden lock file holding our pid), so
     a second run aiming at the same name stops at once instead of after its whole generation."""
-    owner = _lock_owner(path)
-    if owner is not None:
-        raise InvalidInput(f"{path} is being written by another videopoet process (pid {owner}); choose another name")
     lock = _lock_path(path)
     if not os.path.isdir(os.path.dirname(os.path.abspath(lock))):
         return  # a folder made later: nothing to race for yet
@@ -717,8 +715,8 @@ def _setup(
         raise InvalidInput(f"--size must be an even number in {MIN_SIZE}..{MAX_SIZE}, got {size}")
     if not device.strip():
         raise InvalidInput("--device is empty")
-    if dtype not in ("float32", "bfloat16", "float16"):
-        raise InvalidInput(f"--dtype must be float32, bfloat16 or float16, got {dtype!r}")
+    if dtype not in DTYPES:
+        raise InvalidInput(f"--dtype must be {', '.join(DTYPES[:-1])} or {DTYPES[-1]}, got {dtype!r}")
     if dtype == "float16" and device.strip().startswith("cpu"):
         raise InvalidInput("--dtype float16 is not usable on a CPU (use bfloat16 or float32)")
     p = load_preset(preset)
@@ -855,9 +853,9 @@ def generate(
 
         def make_batch(vp: Any, group: List[Job], tick: Any) -> List[Any]:
             return vp.generate_variations(group[0].prompt, [j.seed for j in group], frames=n_frames, fps=out_fps,
-                                          progress=tick, **run.sampling.overrides())  # fmt: skip
+                                          then=then_prompts, progress=tick, **run.sampling.overrides())  # fmt: skip
 
-        run.execute(jobs, make, out_fps, None if then_prompts else make_batch)
+        run.execute(jobs, make, out_fps, make_batch)
 
 
 @app.command(
@@ -1012,8 +1010,7 @@ def stylize(
     """Restyle a clip with text, keeping its layout and motion (or only its motion)."""
     with _guard():
         text = _check_text(style, "the style")
-        if max_seconds is not None and not 0 < max_seconds <= MAX_SECONDS:
-            raise InvalidInput(f"--max-seconds must be in (0, {MAX_SECONDS:g}], got {_fmt(max_seconds)}")
+        _check_max_seconds(max_seconds)
         _check_input_path(input)
         run = _setup("stylize", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
@@ -1133,8 +1130,7 @@ def inpaint(
         text = _check_text(prompt, "the prompt")
         if (box is None) == (mask is None):
             raise InvalidInput("give the region as --box X,Y,W,H or --mask IMAGE (one of them)")
-        if max_seconds is not None and not 0 < max_seconds <= MAX_SECONDS:
-            raise InvalidInput(f"--max-seconds must be in (0, {MAX_SECONDS:g}], got {_fmt(max_seconds)}")
+        _check_max_seconds(max_seconds)
         rect = _ints(box, 4, "--box", "X,Y,W,H") if box is not None else None
         _check_input_path(input)
         run = _setup("inpaint", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
@@ -1192,8 +1188,7 @@ def outpaint(
         text = _check_text(prompt, "the prompt")
         if (pad is None) == (to is None):
             raise InvalidInput("give the canvas as --pad L,T,R,B or --to WxH (one of them)")
-        if max_seconds is not None and not 0 < max_seconds <= MAX_SECONDS:
-            raise InvalidInput(f"--max-seconds must be in (0, {MAX_SECONDS:g}], got {_fmt(max_seconds)}")
+        _check_max_seconds(max_seconds)
         margins = _ints(pad, 4, "--pad", "L,T,R,B") if pad is not None else None
         if margins is not None and min(margins) < 0:
             raise InvalidInput(f"--pad values must be >= 0, got {pad}")
