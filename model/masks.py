@@ -90,6 +90,12 @@ def feather(cells: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return torch.maximum(hard, (soft * 2).clamp(max=1.0))
 
 
+def blend(video: torch.Tensor, made: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
+    """The made clip inside the hidden cells, the input `video` outside, across the one-cell ramp (feather)."""
+    w = feather(cells, tuple(video.shape[-2:])).to(made)
+    return w * made + (1 - w) * video
+
+
 def pixel_to_model(mask: torch.Tensor, size: int) -> torch.Tensor:
     """A full-resolution (H, W) bool mask -> the model's view (size, size): centre square, and a model
     pixel is hidden if any input pixel under it is (max-pooling, so small regions are never lost)."""

@@ -386,7 +386,7 @@ class VideoPoet:
         return latent_cells(mask.bool().cpu(), self.preset.tokenizer.spatial_stride)
 
     def _masked(self, task, video, mask, prompt, seed, progress, sampling, blend=True) -> torch.Tensor:
-        from .masks import check_mask, feather
+        from .masks import blend as paste_in, check_mask
 
         prompt = _check_prompt(prompt)
         video = self._fit(video[None])[0]
@@ -395,10 +395,7 @@ class VideoPoet:
         seed = self.preset.sampling.seed if seed is None else seed
         src = self._hold_last(video)
         made = self._aligned(task, prompt, src, cells, seed, progress, sampling)[: video.shape[0]]
-        if not blend:
-            return made
-        w = feather(cells, tuple(video.shape[-2:])).to(made)
-        return w * made + (1 - w) * video
+        return paste_in(video, made, cells) if blend else made
 
     def _hold_last(self, video: torch.Tensor) -> torch.Tensor:
         """Pad a clip (holding its last frame) to a whole number of windows."""
