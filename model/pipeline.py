@@ -101,6 +101,27 @@ class VideoPoet:
         torch.manual_seed(seed)
         return cls(preset, VideoTokenizer(preset.tokenizer), PrefixLM.for_tokenizer(preset.lm, preset.tokenizer), None, device)
 
+    def replace_decoder(self, tokenizer_checkpoint: Union[str, Path]) -> None:
+        """Take the tokenizer decoder from a tokenizer checkpoint whose encoder is this one's (trained with
+        `--decoder-only`): ids keep their meaning, so the LM stays valid and only the drawing changes.
+        An encoder that differs (beyond bf16 storage rounding) is refused: it would give the LM other ids."""
+        path = Path(tokenizer_checkpoint)
+        tensors, meta = read_checkpoint(path)
+        if meta.get("kind") != "tokenizer":
+            raise CheckpointError(f"{path}: a '{meta.get('kind')}' checkpoint; expected a tokenizer checkpoint")
+        compare_configs({"tokenizer": dataclasses.asdict(self.preset.tokenizer)}, {"tokenizer": checkpoint_config(meta).get("tokenizer")}, path)
+        new = VideoTokenizer(self.preset.tokenizer)
+        load_into(new, tensors, "tokenizer", path)
+        mine = self.tokenizer.state_dict()
+        for k, v in new.state_dict().items():
+            if k.startswith("decoder."):
+                continue
+            a = mine[k].to(v.device)
+            if not (torch.equal(a, v) or torch.equal(a.bfloat16(), v.bfloat16())):
+                raise CheckpointError(f"{path}: tensor 'tokenizer.{k}' differs from this model's; only a decoder "
+                                      "trained on the same encoder (--decoder-only) can be swapped in")  # fmt: skip
+        self.tokenizer.decoder.load_state_dict(new.decoder.state_dict())
+
     def save(self, path: Union[str, Path], dtype: Optional[torch.dtype] = None) -> None:
         """Write a full checkpoint (tokenizer + LM, config in the metadata) as safetensors."""
         from .checkpoint import save_checkpoint

@@ -75,6 +75,43 @@ def test_tokenizer_training_lowers_loss(setup, tmp_path):
     assert r["psnr_held_out"] > before + 2.5
 
 
+def test_decoder_only_fine_tune_keeps_every_id_and_swaps_into_a_full_model(setup, tmp_path):
+    """--decoder-only trains the decoder and leaves the encoder bit-for-bit: an LM trained on the old ids
+    stays valid with the new decoder, and export refuses a tokenizer whose encoder moved."""
+    preset, tok_path, data_path, _, clips = setup
+    from model.checkpoint import CheckpointError, load_into, read_checkpoint
+    from model.tokenizer import VideoTokenizer
+    from model.train.tokenizer import reconstruction_psnr
+    from model.video_io import from_uint8
+
+    def load(path):
+        tok = VideoTokenizer(preset.tokenizer)
+        load_into(tok, read_checkpoint(path)[0], "tokenizer", path)
+        return tok
+
+    old = load(tok_path)
+    before = reconstruction_psnr(old, clips.clips[:8])
+    r = train_tokenizer(preset.tokenizer, clips.clips, None, clips.clips[:8], tmp_path / "dec", steps=40, batch=4, lr=3e-3,
+                        warmup=5, eval_every=40, init=tok_path, decoder_only=True, log=lambda s: None)  # fmt: skip
+    new = load(tmp_path / "dec" / "tokenizer.safetensors")
+    assert r["psnr_held_out"] > before + 1.0
+    for k, v in old.state_dict().items():
+        assert torch.equal(v, new.state_dict()[k]) == (not k.startswith("decoder.")), k
+    x = torch.stack([from_uint8(c) for c in clips.clips[:4]])
+    assert torch.equal(old.encode(x), new.encode(x))
+
+    full = tmp_path / "full"
+    train_lm(preset, data_path, tok_path, full, steps=1, batch=2, log=lambda s: None)
+    vp = VideoPoet.from_pretrained(str(full / "videopoet.safetensors"))
+    vp.replace_decoder(tmp_path / "dec" / "tokenizer.safetensors")
+    assert all(torch.equal(v, new.decoder.state_dict()[k]) for k, v in vp.tokenizer.decoder.state_dict().items())
+    moved = train_tokenizer(preset.tokenizer, clips.clips, None, clips.clips[:4], tmp_path / "moved", steps=2, batch=2,
+                            init=tok_path, log=lambda s: None)  # fmt: skip
+    assert moved["step"] == 2
+    with pytest.raises(CheckpointError, match="encoder|--decoder-only"):
+        vp.replace_decoder(tmp_path / "moved" / "tokenizer.safetensors")
+
+
 def test_lm_training_lowers_loss(setup, tmp_path):
     preset, tok_path, data_path, _, _ = setup
     data = TokenData(data_path, preset.tokenizer.tokens_per_latent_frame(), 0.0)

@@ -94,10 +94,15 @@ def train_tokenizer_cmd(
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/tokenizer-state.safetensors."),
     seed: int = typer.Option(0, "--seed"),
     entropy_anneal: int = typer.Option(0, "--entropy-anneal", min=0, help="Steps over which the LFQ entropy weight falls from 3x to 1x (0 = constant)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from this tokenizer.safetensors (fine-tune)."),
+    decoder_only: bool = typer.Option(False, "--decoder-only", help="Freeze the encoder, so every token id stays as it was (an LM trained on them stays valid)."),
+    warmup: int = typer.Option(200, "--warmup", min=0, help="Steps of linear learning-rate warm-up."),
 ) -> None:
     """Train the causal LFQ video tokenizer (writes OUT/tokenizer.safetensors).
 
     Example: videopoet train tokenizer --preset tiny --data world:4000 --steps 5000 --out runs/tiny
+
+    Sharper decoding for shipped ids: videopoet train tokenizer --init runs/tiny/tokenizer.safetensors --decoder-only --out runs/dec
     """
 
     def body():
@@ -120,8 +125,8 @@ def train_tokenizer_cmd(
         held = render_clips(64, 999, t.frames, t.height, allow_held_out=True)[1] if data.startswith("world:") else clipset.clips[-16:]
         _log(f"{len(clipset.clips)} clips, {n_ctrl} control videos, skipped: {clipset.skipped or 'none'}")
         with StepReporter("tokenizer") as rep:
-            r = train_tokenizer(t, clipset.clips, controls, held, out, steps, batch, lr, seed=seed, resume=resume,
-                                entropy_anneal=entropy_anneal, on_progress=rep, log=_log)  # fmt: skip
+            r = train_tokenizer(t, clipset.clips, controls, held, out, steps, batch, lr, warmup=warmup, seed=seed, resume=resume,
+                                entropy_anneal=entropy_anneal, init=init, decoder_only=decoder_only, on_progress=rep, log=_log)  # fmt: skip
         _log(f"done: step {r['step']}, held-out PSNR {r.get('psnr_held_out', float('nan')):.2f} dB -> {out / 'tokenizer.safetensors'}")
 
     _run(body)
@@ -205,6 +210,7 @@ def export_cmd(
     out: Path = typer.Option(..., "--out", help="Where to write the shippable weights."),
     preset: str = typer.Option("tiny", "--preset"),
     dtype: str = typer.Option("bf16", "--dtype", help="Storage type: bf16 (half the size) or fp32."),
+    decoder: Optional[Path] = typer.Option(None, "--decoder", help="Take the tokenizer decoder from this tokenizer.safetensors (trained with --decoder-only on the same encoder)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
     """Write weights for shipping: checked against the preset, stored in bf16 (loaded back as fp32).
@@ -224,6 +230,8 @@ def export_cmd(
         if out.exists() and not overwrite:
             raise InvalidInput(f"{out} exists; pass --overwrite to replace it")
         vp = VideoPoet.from_pretrained(preset, checkpoint)
+        if decoder is not None:
+            vp.replace_decoder(decoder)
         vp.save(out, dtype=types[dtype])
         _log(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, {dtype})")
 

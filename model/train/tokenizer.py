@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..checkpoint import save_checkpoint
+from ..checkpoint import checkpoint_config, compare_configs, load_into, read_checkpoint, save_checkpoint
 from ..config import TokenizerConfig
 from ..tokenizer import VideoTokenizer
 from .common import Dist, ProgressFn, StopFlag, autocast, device_for, init_distributed, load_train_state, lr_at, save_train_state
@@ -54,22 +54,35 @@ def train_tokenizer(
     save_every: int = 250,
     eval_every: int = 500,
     entropy_anneal: int = 0,
+    init: Optional[Path] = None,
+    decoder_only: bool = False,
     on_progress: Optional[ProgressFn] = None,
     log=print,
 ) -> dict:
-    """Train and write out_dir/tokenizer.safetensors (weights) and out_dir/tokenizer-state.safetensors."""
+    """Train and write out_dir/tokenizer.safetensors (weights) and out_dir/tokenizer-state.safetensors.
+
+    init starts from a trained tokenizer's weights. decoder_only freezes the encoder (and so every token
+    id): the decoder learns to draw the same ids better, and an LM trained on those ids stays valid."""
     d: Dist = init_distributed()
     device = device_for(d)
     out_dir = Path(out_dir)
     torch.manual_seed(seed)
     model = VideoTokenizer(cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
+    if init is not None:
+        tensors, meta = read_checkpoint(Path(init))
+        compare_configs(dataclasses.asdict(cfg), checkpoint_config(meta).get("tokenizer", {}), Path(init), "tokenizer.")
+        load_into(model, tensors, "tokenizer", Path(init))
+    if decoder_only:
+        model.encoder.requires_grad_(False)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
     state_path = out_dir / "tokenizer-state.safetensors"
     step = 0
     config = dataclasses.asdict(cfg)
     if resume and state_path.exists():
         step, _, _ = load_train_state(state_path, model, opt, "tokenizer-train")
         log(f"resumed from {state_path} at step {step}")
+    if init is not None and step == 0 and d.main:
+        log(f"initialised from {init}: held-out PSNR {reconstruction_psnr(model, held_out):.2f} dB")
     train_model = model
     if d.world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(model)
@@ -79,6 +92,8 @@ def train_tokenizer(
     with StopFlag() as flag:
         while step < steps and not flag.stop:
             model.train()
+            if decoder_only:
+                model.encoder.eval()  # frozen: ids are a fixed function of the clip
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, steps, lr, warmup)
             rng = np.random.default_rng([seed, d.rank, step])  # a batch is a function of the step: resume-exact
