@@ -181,8 +181,8 @@ def test_generate_subprocess_writes_a_file(micro, tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout == ""  # human messages go to stderr
-    assert f"wrote {SLUG}.mp4 (5 frames, 8 fps, 128x128" in r.stderr
-    frames, fps = read_back(tmp_path / f"{SLUG}.mp4")
+    assert f"wrote {SLUG}_seed0.mp4 (5 frames, 8 fps, 128x128" in r.stderr
+    frames, fps = read_back(tmp_path / f"{SLUG}_seed0.mp4")
     assert frames.shape == (5, 128, 128, 3) and fps == 8
 
 
@@ -251,7 +251,7 @@ def test_json_lines(micro, cwd):
     keys = {"path", "prompt", "seed", "preset", "checkpoint", "checkpoint_hash", "frames", "fps", "width", "height",
             "seconds_taken", "sampling"}
     assert keys <= set(rec)
-    assert rec["path"] == f"{SLUG}.mp4" and (cwd / rec["path"]).is_file()
+    assert rec["path"] == f"{SLUG}_seed3.mp4" and (cwd / rec["path"]).is_file()
     assert (rec["prompt"], rec["seed"], rec["preset"], rec["frames"], rec["fps"], rec["width"], rec["height"]) == (
         PROMPT, 3, "micro", 5, 8, 128, 128)
     assert rec["checkpoint"] == str(micro[1]) and re.fullmatch(r"[0-9a-f]{12}", rec["checkpoint_hash"])
@@ -280,10 +280,11 @@ def test_num_variations_have_consecutive_seeds_and_differ(micro, cwd):
 
 def test_output_folder_and_names_without_extension(micro, cwd):
     r = ok(cli("generate", "-", *M(micro), "-o", "out/", "--frames", "2", "--json", input="a blue square\na red circle\n"))
-    assert [json.loads(x)["path"] for x in r.stdout.splitlines()] == [os.path.join("out", "a-blue-square.mp4"), os.path.join("out", "a-red-circle.mp4")]
-    assert snapshot(cwd / "out") == ["a-blue-square.mp4", "a-red-circle.mp4"]
+    names = ["a-blue-square_seed0.mp4", "a-red-circle_seed0.mp4"]
+    assert [json.loads(x)["path"] for x in r.stdout.splitlines()] == [os.path.join("out", n) for n in names]
+    assert snapshot(cwd / "out") == names
     ok(cli("generate", "a blue square", *M(micro), "-o", "out", "--frames", "2", "-q"))  # an existing folder: a new name in it
-    assert "a-blue-square-2.mp4" in snapshot(cwd / "out")
+    assert "a-blue-square_seed0-2.mp4" in snapshot(cwd / "out")
     r = cli("generate", "x", *M(micro), "-o", "myclip", "--frames", "2")
     assert r.exit_code == 2 and "has no extension" in r.stderr and not (cwd / "myclip").exists()
     ok(cli("generate", "x", *M(micro), "-o", "myclip", "--format", "gif", "--frames", "2", "-q"))
@@ -315,26 +316,27 @@ def test_prompts_file(micro, cwd):
     r = ok(cli("generate", "--prompts-file", "prompts.txt", *M(micro), "--json", "--frames", "2"))
     recs = [json.loads(line) for line in r.stdout.splitlines()]
     assert [x["prompt"] for x in recs] == ["a blue square falling", "a green ball bouncing"]
-    assert snapshot(cwd) == ["a-blue-square-falling.mp4", "a-green-ball-bouncing.mp4", "prompts.txt"]
+    assert snapshot(cwd) == ["a-blue-square-falling_seed0.mp4", "a-green-ball-bouncing_seed0.mp4", "prompts.txt"]
 
 
 def test_prompts_from_stdin(micro, cwd):
     ok(cli("generate", "-", *M(micro), "--frames", "2", "-q", input="one red dot\n\ntwo red dots\n"))
-    assert snapshot(cwd) == ["one-red-dot.mp4", "two-red-dots.mp4"]
+    assert snapshot(cwd) == ["one-red-dot_seed0.mp4", "two-red-dots_seed0.mp4"]
 
 
 def test_default_names_do_not_collide(micro, cwd):
     ok(cli("generate", PROMPT, *M(micro), "--frames", "2", "-q"))
     ok(cli("generate", PROMPT, *M(micro), "--frames", "2", "-q"))
-    ok(cli("generate", PROMPT, *M(micro), "--frames", "2", "-q", "--num", "2"))
-    assert snapshot(cwd) == [f"{SLUG}-{i}.mp4" for i in (2, 3, 4)] + [f"{SLUG}.mp4"]
+    ok(cli("generate", PROMPT, *M(micro), "--frames", "2", "-q", "--num", "2"))  # seeds 0 and 1
+    assert snapshot(cwd) == [f"{SLUG}_seed0-{i}.mp4" for i in (2, 3)] + [f"{SLUG}_seed0.mp4", f"{SLUG}_seed1.mp4"]
 
 
 def test_format_picks_the_default_name(micro, cwd):
     ok(cli("generate", PROMPT, *M(micro), "--frames", "2", "-q", "--format", "gif"))
     ok(cli("generate", PROMPT, *M(micro), "--frames", "2", "-q", "--format", "png"))
-    assert snapshot(cwd) == [SLUG, f"{SLUG}.gif", f"{SLUG}/frame_0000.png", f"{SLUG}/frame_0001.png"]
-    assert read_back(cwd / f"{SLUG}.gif")[0].shape == (2, 128, 128, 3)
+    n = f"{SLUG}_seed0"
+    assert snapshot(cwd) == [n, f"{n}.gif", f"{n}/frame_0000.png", f"{n}/frame_0001.png"]
+    assert read_back(cwd / f"{n}.gif")[0].shape == (2, 128, 128, 3)
 
 
 def test_then_prompts_make_a_long_clip(micro, cwd):
@@ -351,8 +353,8 @@ def test_animate_png(micro, cwd):
     write_png(cwd / "a.png")
     r = ok(cli("animate", "a.png", "-p", "it moves", *M(micro), "--frames", "9", "--json"))
     rec = json.loads(r.stdout)
-    assert rec["path"] == "a-it-moves.mp4" and rec["input"] == "a.png" and rec["command"] == "animate"
-    frames, fps = read_back(cwd / "a-it-moves.mp4")
+    assert rec["path"] == "a-it-moves_seed0.mp4" and rec["input"] == "a.png" and rec["command"] == "animate"
+    frames, fps = read_back(cwd / "a-it-moves_seed0.mp4")
     assert frames.shape == (9, 128, 128, 3) and fps == 8
 
 
@@ -619,14 +621,14 @@ def test_a_name_another_run_is_writing_is_refused_up_front(micro, cwd):
         (cwd / ".clip.mp4.videopoet-lock").write_text(str(holder.pid))
         r = cli("generate", PROMPT, *M(micro), "-o", "clip.mp4", "--frames", "2")
         assert r.exit_code == 2 and "another videopoet process" in r.stderr
-        (cwd / f".{SLUG}.mp4.videopoet-lock").write_text(str(holder.pid))
+        (cwd / f".{SLUG}_seed0.mp4.videopoet-lock").write_text(str(holder.pid))
         r = ok(cli("generate", PROMPT, *M(micro), "--frames", "2", "--json"))
-        assert json.loads(r.stdout)["path"] == f"{SLUG}-2.mp4"  # the auto-name steps past the reserved one
+        assert json.loads(r.stdout)["path"] == f"{SLUG}_seed0-2.mp4"  # the auto-name steps past the reserved one
     finally:
         holder.kill()
         holder.wait()
     ok(cli("generate", PROMPT, *M(micro), "-o", "clip.mp4", "--frames", "2", "-q"))  # a stale lock is ignored
-    assert sorted(p.name for p in cwd.iterdir() if "lock" in p.name) == [f".{SLUG}.mp4.videopoet-lock"]  # ours are gone
+    assert sorted(p.name for p in cwd.iterdir() if "lock" in p.name) == [f".{SLUG}_seed0.mp4.videopoet-lock"]  # ours are gone
 
 
 def test_a_file_that_appears_during_generation_is_not_replaced(micro, cwd, monkeypatch):

@@ -419,8 +419,8 @@ class Run:
                     raise InvalidInput(f"output folder does not exist: {parent}")
             taken: set = set()
             paths = []
-            for prompt, _, _ in items:
-                path = _free_name(os.path.join(folder, default_stem(prompt)), ext, taken)
+            for prompt, variation, _ in items:  # <slug>_seed<N>: the name says how to make the clip again
+                path = _free_name(os.path.join(folder, f"{default_stem(prompt)}_seed{self.seed + variation}"), ext, taken)
                 taken.add(path)
                 paths.append(path)
         else:
