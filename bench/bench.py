@@ -235,6 +235,7 @@ def bench_decode(vp, reps: int, bandwidth_gbs: Optional[float], quick: bool = Fa
 def _decode_row(lm, seq, n_out, batch, cfg, reps, quick, preset, threads, floor_ms, sampler="sequential") -> dict:
     import torch
 
+    from model.config import SamplingOptions
     from model.sampling import sample, sample_jacobi
 
     calls = []
@@ -255,7 +256,7 @@ def _decode_row(lm, seq, n_out, batch, cfg, reps, quick, preset, threads, floor_
 
     def full(i=[0], s=seq):
         i[0] += 1
-        sample_fn(lm, s, cfg=cfg, generator=torch.Generator().manual_seed(i[0]))
+        sample_fn(lm, s, SamplingOptions(guidance=cfg), generator=torch.Generator().manual_seed(i[0]))
 
     full(s=t2v_sequence(preset, 32) if quick else seq)  # warm-up: one-time allocations, kernel selection
     prefill()
@@ -321,13 +322,15 @@ def bench_gpt2(preset, reps: int, quick: bool) -> dict:
 def bench_uncached(vp, reps: int) -> dict:
     import torch
 
+    from model.config import SamplingOptions
     from model.sampling import sample, sample_uncached
 
+    o = SamplingOptions(guidance=1.0)
     seq = t2v_sequence(vp.preset, UNCACHED_TOKENS)
-    sample_uncached(vp.lm, t2v_sequence(vp.preset, 4), generator=torch.Generator().manual_seed(0))  # warm-up
-    tu = timed(lambda: sample_uncached(vp.lm, seq, generator=torch.Generator().manual_seed(1)), reps)
-    sample(vp.lm, seq, generator=torch.Generator().manual_seed(0))
-    tc = timed(lambda: sample(vp.lm, seq, generator=torch.Generator().manual_seed(1)), max(3, reps))
+    sample_uncached(vp.lm, t2v_sequence(vp.preset, 4), o, generator=torch.Generator().manual_seed(0))  # warm-up
+    tu = timed(lambda: sample_uncached(vp.lm, seq, o, generator=torch.Generator().manual_seed(1)), reps)
+    sample(vp.lm, seq, o, generator=torch.Generator().manual_seed(0))
+    tc = timed(lambda: sample(vp.lm, seq, o, generator=torch.Generator().manual_seed(1)), max(3, reps))
     return {"tokens": UNCACHED_TOKENS, "inputs_before_first": seq.prefix_len + 1, "batch": 1,
             "uncached_s": median(tu), "uncached_ms_per_token": median(tu) / UNCACHED_TOKENS * 1e3,
             "cached_s": median(tc), "cached_ms_per_token": median(tc) / UNCACHED_TOKENS * 1e3}  # fmt: skip
@@ -422,15 +425,14 @@ mark("text_encoder_load")
 states, valid, pooled = vp.encode_text([prompt])
 mark("text_encode")
 from model import tasks
-from model.sampling import sample
+from model.sampling import sample, sample_jacobi
 t = vp.preset.tokenizer
 n_out = t.latent_shape()[0] * t.tokens_per_latent_frame()
-sampling = vp._sampling(None, None, None, None)
-sampling.pop("decoding", None)  # the default clip decodes sequentially
-sampling.pop("negative", None)  # none by default
+options = vp.sampling_options()  # the default clip's: the preset's decoding (jacobi), guidance, no negative
 seq = tasks.build("t2v", states, valid, pooled, n_out)
-gen = torch.Generator(device=vp.device).manual_seed(int(vp.preset.sampling.seed))
-ids = sample(vp.lm, seq, generator=gen, **sampling)
+gen = torch.Generator(device=vp.device).manual_seed(int(options.seed))
+sampler = sample_jacobi if options.decoding == "jacobi" else sample
+ids = sampler(vp.lm, seq, options, generator=gen)
 mark("sampling")
 video = vp._decode(ids)[0]
 mark("tokenizer_decode")
@@ -438,7 +440,7 @@ from model.video_io import to_uint8, upscale, write_video
 write_video(upscale(to_uint8(video), vp.preset.video.display_size), out_path, vp.preset.video.fps, "mp4", overwrite=True)
 mark("write_file")
 steps = {T[i][0]: T[i][1] - T[i - 1][1] for i in range(1, len(T))}
-print(json.dumps({"steps": steps, "in_script_s": T[-1][1] - T[0][1], "cfg": sampling["cfg"], "n_out": n_out,
+print(json.dumps({"steps": steps, "in_script_s": T[-1][1] - T[0][1], "cfg": options.guidance, "decoding": options.decoding, "n_out": n_out,
                   "threads": torch.get_num_threads()}))
 """
 
@@ -811,13 +813,14 @@ def render(res: dict) -> str:
         add(f"| {r['wall_s']:.2f} s | {', '.join(f'{x:.2f}' for x in r['wall_all_s'])} s | {r['maxrss_mb']:.0f} MiB |")
         add("")
         bd = r["breakdown"]
-        add(f"Breakdown of one instrumented cold process (same work as `generate`, cfg={bd['cfg']:g}, {bd['n_out']} tokens, threads: {bd['threads']}):")
+        add(f"Breakdown of one instrumented cold process (same work as `generate`, cfg={bd['cfg']:g}, {bd.get('decoding', 'sequential')} decoding, "
+            f"{bd['n_out']} tokens, threads: {bd['threads']}):")
         add("")
         add("| step | time |")
         add("|---|---|")
         names = {"imports": "imports (`torch`, `model.pipeline`)", "model_load": "model load (`from_pretrained`)",
                  "text_encoder_load": "text encoder load (MiniLM)", "text_encode": "text encode (1 prompt)",
-                 "sampling": "sampling (`sample`, prefill + decode)", "tokenizer_decode": "tokenizer decode (`_decode`)",
+                 "sampling": "sampling (the preset's sampler, prefill + decode)", "tokenizer_decode": "tokenizer decode (`_decode`)",
                  "write_file": "file writing (upscale + mp4)"}  # fmt: skip
         for k, v in bd["steps"].items():
             add(f"| {names.get(k, k)} | {v * 1e3:.0f} ms |")

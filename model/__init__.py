@@ -12,6 +12,7 @@ _LAZY = {
     "TextEncoder": ".text",
     "sample": ".sampling",
     "Preset": ".config",
+    "SamplingOptions": ".config",
     "load_preset": ".config",
     "list_presets": ".config",
 }

@@ -7,12 +7,13 @@ that names the key and the file, never a silent default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from .errors import InvalidInput
+from .errors import InvalidInput, InvalidSampling
 
 PRESETS_PACKAGE = "model.presets"
 DECODINGS = ("sequential", "jacobi")
@@ -112,27 +113,50 @@ class LMConfig:
             raise InvalidInput(f"{where}: lm.text_dropout must be in [0, 1), got {self.text_dropout}")
 
 
-@dataclass
-class SamplingConfig:
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How visual ids are drawn. One frozen object goes whole from the caller (preset, CLI flags or Python
+    keywords) to the sampler, as whisper passes its DecodingOptions; this class is the one place that
+    defaults and validates them (an impossible value cannot be constructed)."""
+
     temperature: float = 1.0
     top_k: int = 0  # 0 = off
     top_p: float = 1.0  # 1.0 = off
-    cfg: float = 3.0  # classifier-free guidance scale; 1.0 = conditional model only
-    seed: int = 0
+    guidance: float = 3.0  # classifier-free guidance scale; 1.0 = conditional model only
+    seed: int = 0  # the seed a call uses when it is given none
     decoding: str = "sequential"  # or "jacobi": several tokens per model call, same tokens (model.sampling)
     negative: str = ""  # text guidance steers away from ("" = the text-dropped model, as trained)
 
-    def validate(self, where: str) -> None:
-        if not self.temperature > 0:
-            raise InvalidInput(f"{where}: sampling.temperature must be > 0, got {self.temperature}")
+    ALIASES = {"cfg": "guidance"}  # older names still accepted (preset key, Python keyword)
+
+    def __post_init__(self) -> None:
+
+        if not (self.temperature > 0 and math.isfinite(self.temperature)):
+            raise InvalidSampling("temperature", f"must be > 0, got {self.temperature:g}")
         if self.top_k < 0:
-            raise InvalidInput(f"{where}: sampling.top_k must be >= 0, got {self.top_k}")
+            raise InvalidSampling("top_k", f"must be >= 0, got {self.top_k}")
         if not 0.0 < self.top_p <= 1.0:
-            raise InvalidInput(f"{where}: sampling.top_p must be in (0, 1], got {self.top_p}")
-        if self.cfg < 0:
-            raise InvalidInput(f"{where}: sampling.cfg must be >= 0, got {self.cfg}")
+            raise InvalidSampling("top_p", f"must be in (0, 1], got {self.top_p:g}")
+        if not (self.guidance >= 0 and math.isfinite(self.guidance)):
+            raise InvalidSampling("guidance", f"must be >= 0, got {self.guidance:g}")
         if self.decoding not in DECODINGS:
-            raise InvalidInput(f"{where}: sampling.decoding must be one of {', '.join(DECODINGS)}, got {self.decoding!r}")
+            raise InvalidSampling("decoding", f"must be one of {', '.join(DECODINGS)}, got {self.decoding!r}")
+
+    def with_changes(self, **changes: Any) -> "SamplingOptions":
+        """These options with the given fields replaced; None leaves a field as it is."""
+        fields = {f.name for f in dataclasses.fields(self)}
+        given = {}
+        for key, value in changes.items():
+            name = self.ALIASES.get(key, key)
+            if name not in fields:
+                raise TypeError(f"unknown sampling option {key!r} (known: {', '.join(sorted(fields))})")
+            if value is not None:
+                given[name] = value
+        return dataclasses.replace(self, **given) if given else self
+
+    def sampler_view(self) -> dict[str, Any]:
+        """What a clip's record states (JSON line, provenance): every field but the default seed."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "seed"}
 
 
 @dataclass
@@ -154,14 +178,13 @@ class Preset:
     weights: Optional[str] = None  # safetensors file, relative to the preset's folder
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
     lm: LMConfig = field(default_factory=LMConfig)
-    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    sampling: SamplingOptions = field(default_factory=SamplingOptions)
     video: VideoConfig = field(default_factory=VideoConfig)
     source: Optional[str] = None  # where it was read from (not a YAML key)
 
     def validate(self, where: str) -> None:
         self.tokenizer.validate(where)
         self.lm.validate(where)
-        self.sampling.validate(where)
         self.video.validate(where)
 
     def to_dict(self) -> dict[str, Any]:
@@ -204,13 +227,20 @@ def _fill(cls: type, data: Any, prefix: str, where: str) -> Any:
         raise InvalidInput(f"{where}: {prefix or 'the preset'} must be a mapping, got {type(data).__name__}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
+    aliases = getattr(cls, "ALIASES", {})
     kwargs = {}
     for key, value in data.items():
         full = f"{prefix}.{key}" if prefix else str(key)
-        if key not in names:
+        name = aliases.get(key, key)
+        if name not in names:
             raise InvalidInput(f"{where}: unknown key '{full}' (known: {', '.join(sorted(names))})")
-        kwargs[key] = _check_type(value, hints[key], full, where)
-    return cls(**kwargs)
+        if name in kwargs:
+            raise InvalidInput(f"{where}: '{full}' is another name for '{prefix}.{name}'; give one of them")
+        kwargs[name] = _check_type(value, hints[name], full, where)
+    try:
+        return cls(**kwargs)
+    except InvalidInput as e:  # a value the class itself refuses (SamplingOptions checks its own)
+        raise InvalidInput(f"{where}: {e}") from None
 
 
 def preset_from_dict(data: dict, where: str = "<dict>") -> Preset:

@@ -11,3 +11,11 @@ class InvalidInput(VideoPoetError):
     """The request itself is wrong (exit status 2): bad option value, unknown preset, bad extension..."""
 
     exit_code = 2
+
+
+class InvalidSampling(InvalidInput):
+    """A sampling option out of range; `field` names it, so the CLI can name its flag and a preset its key."""
+
+    def __init__(self, field: str, detail: str):
+        super().__init__(f"sampling.{field} {detail}")
+        self.field, self.detail = field, detail

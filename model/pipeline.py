@@ -16,7 +16,7 @@ import torch
 
 from . import tasks
 from .checkpoint import CheckpointError, checkpoint_config, compare_configs, file_hash, load_into, read_checkpoint
-from .config import DTYPES, MAX_FPS, MAX_FRAMES, Preset, load_preset, weights_path
+from .config import DTYPES, MAX_FPS, MAX_FRAMES, Preset, SamplingOptions, load_preset, weights_path
 from .errors import InvalidInput, VideoPoetError
 from .sampling import sample, sample_jacobi
 from .tokenizer import VideoTokenizer
@@ -167,11 +167,10 @@ class VideoPoet:
         parts = [self._text_cache[p] for p in prompts]
         return tuple(torch.stack([x[i] for x in parts]).to(self.device) for i in range(3))
 
-    def _sampling(self, temperature, top_k, top_p, cfg, decoding=None, negative=None) -> dict:
-        given = dict(temperature=temperature, top_k=top_k, top_p=top_p, cfg=cfg, decoding=decoding, negative=negative)
-        s = dataclasses.replace(self.preset.sampling, **{k: v for k, v in given.items() if v is not None})
-        s.validate("options")
-        return dict(temperature=s.temperature, top_k=s.top_k, top_p=s.top_p, cfg=s.cfg, decoding=s.decoding, negative=s.negative)
+    def sampling_options(self, options: Optional[SamplingOptions] = None, **changes) -> SamplingOptions:
+        """The options a call samples with: `options` (default: the preset's) with keyword changes applied
+        (temperature=, top_k=, top_p=, guidance= (or its old name cfg=), decoding=, negative=)."""
+        return (options or self.preset.sampling).with_changes(**changes)
 
     def _frames_for(self, duration_seconds: Optional[float], frames: Optional[int], fps: Optional[float]) -> tuple[int, float]:
         fps = float(fps if fps is not None else self.preset.video.fps)
@@ -214,7 +213,7 @@ class VideoPoet:
         """(B, T, 3, H, W) -> flat ids (B, T'*h*w)."""
         return self.tokenizer.encode(video.to(self.device)).flatten(1)
 
-    def _run(self, task, prompt, n_out, visual_in=None, forced=None, in_mask=None, *, seed, progress, sampling) -> torch.Tensor:
+    def _run(self, task, prompt, n_out, visual_in=None, forced=None, in_mask=None, *, seed, progress, options: SamplingOptions) -> torch.Tensor:
         """One task's visual-out ids. `seed` may be a list: a batch of that many clips, clip i drawn from
         its own generator, so each equals the clip a run with that seed alone makes."""
         seeds = seed if isinstance(seed, (list, tuple)) else None
@@ -226,16 +225,14 @@ class VideoPoet:
                 known = known.clone()
                 known[:, : forced.shape[1]] = -1  # the forced prefix already fixes these
             seq = dataclasses.replace(seq, out_known=known.expand(seq.batch, -1))
-        sampling = dict(sampling)
-        negative = sampling.pop("negative", "")
-        if negative and negative.strip():  # guidance pushes away from this text instead of from no text
-            seq = seq.with_negative(*self.encode_text([negative.strip()]))
+        if options.negative.strip():  # guidance pushes away from this text instead of from no text
+            seq = seq.with_negative(*self.encode_text([options.negative.strip()]))
         gen = [torch.Generator(device=self.device).manual_seed(int(x)) for x in seeds] if seeds else torch.Generator(device=self.device).manual_seed(int(seed))
-        sampler = sample_jacobi if sampling.pop("decoding") == "jacobi" else sample
+        sampler = sample_jacobi if options.decoding == "jacobi" else sample
         with self._autocast():
-            return sampler(self.lm, seq, generator=gen, progress=progress, **sampling)
+            return sampler(self.lm, seq, options, generator=gen, progress=progress)
 
-    def _continue_to(self, video_ids: torch.Tensor, native_frames: int, prompts: list[str], seed: int, progress, sampling) -> torch.Tensor:
+    def _continue_to(self, video_ids: torch.Tensor, native_frames: int, prompts: list[str], seed: int, progress, options: SamplingOptions) -> torch.Tensor:
         """Extend decoded frames window by window until `native_frames`, each window conditioned on the
         last CONTEXT_LATENTS latent frames; prompts[i] drives window i (the last one repeats)."""
         cfg = self.preset.tokenizer
@@ -248,7 +245,7 @@ class VideoPoet:
             ctx = self._encode(video[None, -ctx_frames:])
             n_new = (latents - CONTEXT_LATENTS) * tpf
             prompt = prompts[min(window, len(prompts) - 1)]
-            new = self._run("continue", prompt, n_new, visual_in=ctx, seed=seed + 1000 * (window + 1), progress=progress, sampling=sampling)
+            new = self._run("continue", prompt, n_new, visual_in=ctx, seed=seed + 1000 * (window + 1), progress=progress, options=options)
             full = self._decode(torch.cat([ctx, new], 1))[0]
             video = torch.cat([video, full[ctx_frames:]])
             window += 1
@@ -268,26 +265,24 @@ class VideoPoet:
         duration_seconds: Optional[float] = None,
         frames: Optional[int] = None,
         fps: Optional[float] = None,
-        temperature: Optional[float] = None,
-        top_k: Optional[int] = None,
-        top_p: Optional[float] = None,
-        cfg: Optional[float] = None,
         seed: Optional[int] = None,
         then: Seq[str] = (),
-        decoding: Optional[str] = None,
-        negative: Optional[str] = None,
+        options: Optional[SamplingOptions] = None,
         progress: Optional[Progress] = None,
+        **sampling,
     ) -> torch.Tensor:
-        """Text to video: (T, 3, H, W) in [-1, 1]. `then` prompts drive the windows after the first."""
-        seed = self.preset.sampling.seed if seed is None else seed
-        return self.generate_variations(prompt, [seed], duration_seconds=duration_seconds, frames=frames, fps=fps,
-                                        temperature=temperature, top_k=top_k, top_p=top_p, cfg=cfg, then=then,
-                                        decoding=decoding, negative=negative, progress=progress)[0]  # fmt: skip
+        """Text to video: (T, 3, H, W) in [-1, 1]. `then` prompts drive the windows after the first.
+        Sampling: `options` (a SamplingOptions; default the preset's) and/or keyword changes to it, e.g.
+        temperature=0.8, top_k=50, guidance=3.0, decoding="jacobi", negative="a blue square"."""
+        options = self.sampling_options(options, **sampling)
+        seed = options.seed if seed is None else seed
+        return self.generate_variations(prompt, [seed], duration_seconds=duration_seconds, frames=frames, fps=fps, then=then,
+                                        options=options, progress=progress)[0]  # fmt: skip
 
     @torch.no_grad()
     def generate_variations(self, prompt: str, seeds: Seq[int], *, duration_seconds=None, frames=None, fps=None,
-                            temperature=None, top_k=None, top_p=None, cfg=None, then: Seq[str] = (), decoding=None,
-                            negative=None, progress: Optional[Progress] = None) -> list[torch.Tensor]:  # fmt: skip
+                            then: Seq[str] = (), options: Optional[SamplingOptions] = None, progress: Optional[Progress] = None,
+                            **sampling) -> list[torch.Tensor]:  # fmt: skip
         """Clips of one prompt, one per seed, their first window sampled as one batch (faster per clip
         than one run each; clip i draws from its own generator, so it is exactly the clip of a run with
         seed i alone). Later windows continue clip by clip; `then` prompts drive them."""
@@ -297,7 +292,7 @@ class VideoPoet:
         prompt = _check_prompt(prompt)
         then = [_check_prompt(p) for p in then]
         frames, fps = self._frames_for(duration_seconds, frames, fps)
-        sampling = self._sampling(temperature, top_k, top_p, cfg, decoding, negative)
+        options = self.sampling_options(options, **sampling)
         cfgt = self.preset.tokenizer
         native = self._native_frames(frames, fps)
         n_tok = cfgt.tokens_per_latent_frame()
@@ -305,39 +300,39 @@ class VideoPoet:
         n_first = n_tok if native == 1 else L * n_tok
         rest = (self._windows(native) - 1) * (L - CONTEXT_LATENTS) * n_tok
         tick = _Ticker(progress, n_first + rest * len(seeds))
-        ids = self._run("t2i" if native == 1 else "t2v", prompt, n_first, seed=seeds, progress=tick, sampling=sampling)
+        ids = self._run("t2i" if native == 1 else "t2v", prompt, n_first, seed=seeds, progress=tick, options=options)
         out = []
         for i, x in enumerate(seeds):
             if native == 1:
                 out.append(self._decode(ids[i : i + 1])[0])
                 continue
-            video = self._continue_to(ids[i : i + 1], native, [prompt, *then], x, tick, sampling)
+            video = self._continue_to(ids[i : i + 1], native, [prompt, *then], x, tick, options)
             out.append(self._resample(video, frames, fps))
         return out
 
     @torch.no_grad()
-    def animate(self, image: torch.Tensor, prompt: str, *, duration_seconds=None, frames=None, fps=None, temperature=None,
-                top_k=None, top_p=None, cfg=None, seed=None, decoding=None, negative=None, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
+    def animate(self, image: torch.Tensor, prompt: str, *, duration_seconds=None, frames=None, fps=None, seed=None,
+                options: Optional[SamplingOptions] = None, progress: Optional[Progress] = None, **sampling) -> torch.Tensor:  # fmt: skip
         """Image (3, H, W) to video (T, 3, H, W); frame 0 is the image as the tokenizer reproduces it."""
         prompt = _check_prompt(prompt)
         if image.dim() not in (3, 4) or (image.dim() == 4 and image.shape[0] != 1):
             raise InvalidInput(f"animate takes one image (3, H, W), got shape {tuple(image.shape)}")
         image = self._fit(image.reshape(1, 1, *image.shape[-3:]))
         frames, fps = self._frames_for(duration_seconds, frames, fps)
-        sampling = self._sampling(temperature, top_k, top_p, cfg, decoding, negative)
-        seed = self.preset.sampling.seed if seed is None else seed
+        options = self.sampling_options(options, **sampling)
+        seed = options.seed if seed is None else seed
         cfgt = self.preset.tokenizer
         n_tok = cfgt.tokens_per_latent_frame()
         native = self._native_frames(frames, fps)
         tick = _Ticker(progress, (cfgt.latent_shape()[0] - 1) * n_tok * self._windows(native))
         first = self._encode(image)  # a 1-frame video
-        new = self._run("i2v", prompt, (cfgt.latent_shape()[0] - 1) * n_tok, visual_in=first, seed=seed, progress=tick, sampling=sampling)
-        video = self._continue_to(torch.cat([first, new], 1), native, [prompt], seed, tick, sampling)
+        new = self._run("i2v", prompt, (cfgt.latent_shape()[0] - 1) * n_tok, visual_in=first, seed=seed, progress=tick, options=options)
+        video = self._continue_to(torch.cat([first, new], 1), native, [prompt], seed, tick, options)
         return self._resample(video, frames, fps)
 
     @torch.no_grad()
-    def extend(self, video: torch.Tensor, prompt: Union[str, Seq[str]], seconds: float, *, fps=None, temperature=None,
-               top_k=None, top_p=None, cfg=None, seed=None, decoding=None, negative=None, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
+    def extend(self, video: torch.Tensor, prompt: Union[str, Seq[str]], seconds: float, *, fps=None, seed=None,
+               options: Optional[SamplingOptions] = None, progress: Optional[Progress] = None, **sampling) -> torch.Tensor:  # fmt: skip
         """Continue a clip (T, 3, H, W at the preset's fps and size) by `seconds`; returns input + new frames.
         A list of prompts changes the prompt from one extension window to the next."""
         prompts = [_check_prompt(p) for p in ([prompt] if isinstance(prompt, str) else prompt)]
@@ -350,8 +345,8 @@ class VideoPoet:
         add = round(seconds * native_fps)
         if video.shape[0] + add > MAX_FRAMES:
             raise InvalidInput(f"the result would have {video.shape[0] + add} frames; at most {MAX_FRAMES}")
-        sampling = self._sampling(temperature, top_k, top_p, cfg, decoding, negative)
-        seed = self.preset.sampling.seed if seed is None else seed
+        options = self.sampling_options(options, **sampling)
+        seed = options.seed if seed is None else seed
         cfgt = self.preset.tokenizer
         per_window = cfgt.time_stride * (cfgt.latent_shape()[0] - CONTEXT_LATENTS)
         tick = _Ticker(progress, math.ceil(add / per_window) * (cfgt.latent_shape()[0] - CONTEXT_LATENTS) * cfgt.tokens_per_latent_frame())
@@ -359,13 +354,13 @@ class VideoPoet:
         if video.shape[0] < ctx_frames:  # too short for the context window: repeat its first frame in front
             video = torch.cat([video[:1].expand(ctx_frames - video.shape[0], *video.shape[1:]), video])
         start = self._encode(video[None, -ctx_frames:])
-        out = self._continue_to(start, ctx_frames + add, prompts, seed, tick, sampling)
+        out = self._continue_to(start, ctx_frames + add, prompts, seed, tick, options)
         result = torch.cat([video, out[ctx_frames:]])
         return result if fps is None else self._resample(result, 1 + round((result.shape[0] - 1) * fps / native_fps), fps)
 
     @torch.no_grad()
-    def stylize(self, source_video: torch.Tensor, style_prompt: str, *, motion_only: bool = False, temperature=None,
-                top_k=None, top_p=None, cfg=None, seed=None, decoding=None, negative=None, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
+    def stylize(self, source_video: torch.Tensor, style_prompt: str, *, motion_only: bool = False, seed=None,
+                options: Optional[SamplingOptions] = None, progress: Optional[Progress] = None, **sampling) -> torch.Tensor:  # fmt: skip
         """Restyle a clip (T, 3, H, W at the preset's fps and size) with the text; keeps layout and motion.
         motion_only conditions on optical flow alone (motion transfer). Long clips go window by window,
         each window's first latent frames taken from the previous output so there are no seams."""
@@ -374,28 +369,28 @@ class VideoPoet:
 
         style_prompt = _check_prompt(style_prompt)
         video = self._fit(source_video[None])[0]
-        sampling = self._sampling(temperature, top_k, top_p, cfg, decoding, negative)
-        seed = self.preset.sampling.seed if seed is None else seed
+        options = self.sampling_options(options, **sampling)
+        seed = options.seed if seed is None else seed
         src = self._hold_last(video)
         control = from_uint8(control_video(to_uint8(src), motion_only=motion_only)).to(self.device)
         task = "motion" if motion_only else "stylize"
-        return self._aligned(task, style_prompt, control, None, seed, progress, sampling)[: video.shape[0]]
+        return self._aligned(task, style_prompt, control, None, seed, progress, options)[: video.shape[0]]
 
     @torch.no_grad()
-    def inpaint(self, video: torch.Tensor, mask: torch.Tensor, prompt: str, *, temperature=None, top_k=None, top_p=None,
-                cfg=None, seed=None, decoding=None, negative=None, blend: bool = True, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
+    def inpaint(self, video: torch.Tensor, mask: torch.Tensor, prompt: str, *, seed=None, blend: bool = True,
+                options: Optional[SamplingOptions] = None, progress: Optional[Progress] = None, **sampling) -> torch.Tensor:  # fmt: skip
         """Remake the masked region of a clip (T, 3, H, W at the preset's fps and size) as the text says.
         mask: (H, W) bool, True = make; every latent cell it touches is hidden from the model. Outside the
         hidden cells the input is kept, blended into the made region over one latent cell (blend=False:
         the model's whole output, as decoded)."""
-        return self._masked("inpaint", video, mask, prompt, seed, progress, self._sampling(temperature, top_k, top_p, cfg, decoding, negative), blend)
+        return self._masked("inpaint", video, mask, prompt, seed, progress, self.sampling_options(options, **sampling), blend)
 
     @torch.no_grad()
-    def outpaint(self, video: torch.Tensor, mask: torch.Tensor, prompt: str, *, temperature=None, top_k=None, top_p=None,
-                 cfg=None, seed=None, decoding=None, negative=None, blend: bool = True, progress: Optional[Progress] = None) -> torch.Tensor:  # fmt: skip
+    def outpaint(self, video: torch.Tensor, mask: torch.Tensor, prompt: str, *, seed=None, blend: bool = True,
+                 options: Optional[SamplingOptions] = None, progress: Optional[Progress] = None, **sampling) -> torch.Tensor:  # fmt: skip
         """Make the unknown border of a canvas (T, 3, H, W at the preset's fps and size; what is under the
         mask is ignored) so the known part continues into it. mask: (H, W) bool, True = unknown."""
-        return self._masked("outpaint", video, mask, prompt, seed, progress, self._sampling(temperature, top_k, top_p, cfg, decoding, negative), blend)
+        return self._masked("outpaint", video, mask, prompt, seed, progress, self.sampling_options(options, **sampling), blend)
 
     def mask_cells(self, mask: torch.Tensor) -> torch.Tensor:
         """(H, W) pixel mask at the model's size -> (h, w) latent cells hidden from the model."""
@@ -406,16 +401,16 @@ class VideoPoet:
             raise InvalidInput(f"expected a mask of shape ({H}, {W}), got {tuple(mask.shape)}")
         return latent_cells(mask.bool().cpu(), self.preset.tokenizer.spatial_stride)
 
-    def _masked(self, task, video, mask, prompt, seed, progress, sampling, blend=True) -> torch.Tensor:
+    def _masked(self, task, video, mask, prompt, seed, progress, options: SamplingOptions, blend=True) -> torch.Tensor:
         from .masks import blend as paste_in, check_mask
 
         prompt = _check_prompt(prompt)
         video = self._fit(video[None])[0]
         cells = self.mask_cells(mask)
         check_mask(cells, "the mask")
-        seed = self.preset.sampling.seed if seed is None else seed
+        seed = options.seed if seed is None else seed
         src = self._hold_last(video)
-        made = self._aligned(task, prompt, src, cells, seed, progress, sampling)[: video.shape[0]]
+        made = self._aligned(task, prompt, src, cells, seed, progress, options)[: video.shape[0]]
         return paste_in(video, made, cells) if blend else made
 
     def _hold_last(self, video: torch.Tensor) -> torch.Tensor:
@@ -427,7 +422,7 @@ class VideoPoet:
         pad = (F - T) if T < F else (-(T - F)) % (cfgt.time_stride * (L - CONTEXT_LATENTS))
         return torch.cat([video, video[-1:].expand(pad, *video.shape[1:])]) if pad else video
 
-    def _aligned(self, task, prompt, source, cells, seed, progress, sampling) -> torch.Tensor:
+    def _aligned(self, task, prompt, source, cells, seed, progress, options: SamplingOptions) -> torch.Tensor:
         """Video-to-video tasks whose output is aligned with the input in time (stylize, motion,
         inpaint, outpaint), window by window: each window's first latent frames are forced to the
         previous output's last ones so there are no seams. cells: the hidden latent cells, if masked."""
@@ -444,7 +439,7 @@ class VideoPoet:
             cin = self._encode(source[None, s : s + F])
             forced = None if out is None else self._encode(out[None, -ctx_frames:])
             ids = self._run(task, prompt, L * tpf, visual_in=cin, forced=forced, in_mask=in_mask, seed=seed + 1000 * w,
-                            progress=tick, sampling=sampling)  # fmt: skip
+                            progress=tick, options=options)  # fmt: skip
             clip = self._decode(ids)[0]
             out = clip if out is None else torch.cat([out, clip[ctx_frames:]])
         return out

@@ -13,6 +13,7 @@ from typing import Sequence as Seq
 
 import torch
 
+from .config import SamplingOptions
 from .tasks import N_SPECIAL, Sequence
 from .transformer import PrefixLM
 
@@ -55,10 +56,19 @@ def draw(logits: torch.Tensor, generator: Generators, noise: Optional[torch.Tens
     return (probs / e).argmax(-1)
 
 
-def guided(logits: torch.Tensor, batch: int, cfg: float) -> torch.Tensor:
-    """Combine a doubled batch [cond; uncond]: uncond + cfg * (cond - uncond)."""
+def guided(logits: torch.Tensor, batch: int, guidance: float) -> torch.Tensor:
+    """Combine a doubled batch [cond; uncond]: uncond + guidance * (cond - uncond)."""
     cond, uncond = logits[:batch], logits[batch:]
-    return uncond + cfg * (cond - uncond)
+    return uncond + guidance * (cond - uncond)
+
+
+def _pick(logits: torch.Tensor, seq: Sequence, i: int, o: SamplingOptions, generator: Generators,
+          noise: Optional[torch.Tensor] = None) -> torch.Tensor:  # fmt: skip
+    """Position i's ids from the model's logits (doubled batch when guided): guidance, filtering, the
+    draw, then the layout's known ids put back. Every sampler goes through here."""
+    if o.guidance != 1.0:
+        logits = guided(logits, seq.batch, o.guidance)
+    return keep_known(draw(filter_logits(logits, o.temperature, o.top_k, o.top_p), generator, noise), seq, i)
 
 
 def keep_known(tok: torch.Tensor, seq: Sequence, i: int) -> torch.Tensor:
@@ -87,11 +97,8 @@ def _begin(lm: PrefixLM, seq: Sequence, use_cfg: bool, cache_dtype: torch.dtype)
 def sample(
     lm: PrefixLM,
     seq: Sequence,
+    options: SamplingOptions,
     *,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    cfg: float = 1.0,
     generator: Generators = None,
     progress: Optional[Callable[[int, int], None]] = None,
     cache_dtype: torch.dtype = torch.float32,
@@ -101,12 +108,11 @@ def sample(
     Visual-out ids already present in seq.tokens (after <bov_o>) are kept as given and only the rest is
     sampled: that is how a window continues from the previous one's output.
     """
-    B, n = seq.batch, seq.n_out
-    use_cfg = cfg != 1.0
+    n = seq.n_out
+    use_cfg = options.guidance != 1.0
     m, cache, logits, out = _begin(lm, seq, use_cfg, cache_dtype)
     for i in range(m, n):
-        step_logits = guided(logits, B, cfg) if use_cfg else logits
-        tok = keep_known(draw(filter_logits(step_logits, temperature, top_k, top_p), generator), seq, i)
+        tok = _pick(logits, seq, i, options, generator)
         out[:, i] = tok
         if progress is not None:
             progress(i + 1 - m, n - m)
@@ -116,19 +122,17 @@ def sample(
 
 
 @torch.no_grad()
-def sample_uncached(lm: PrefixLM, seq: Sequence, *, generator=None, temperature=1.0, top_k=0, top_p=1.0, cfg=1.0) -> torch.Tensor:
+def sample_uncached(lm: PrefixLM, seq: Sequence, options: SamplingOptions, *, generator: Generators = None) -> torch.Tensor:
     """Reference sampler: recompute the whole sequence for every token (what the cache must equal)."""
     from .tasks import visual_token
 
     B, n = seq.batch, seq.n_out
-    use_cfg = cfg != 1.0
+    use_cfg = options.guidance != 1.0
     out = torch.empty(B, n, dtype=torch.long, device=seq.tokens.device)
     for i in range(n):
         cur = dataclasses.replace(seq, tokens=torch.cat([seq.tokens[:, : seq.prefix_len + 1], visual_token(out[:, :i])], 1), n_out=i + 1)
         run = cur.doubled() if use_cfg else cur
-        logits = lm(run)[:, -1]
-        step_logits = guided(logits, B, cfg) if use_cfg else logits
-        out[:, i] = keep_known(draw(filter_logits(step_logits, temperature, top_k, top_p), generator), seq, i)
+        out[:, i] = _pick(lm(run)[:, -1], seq, i, options, generator)
     return out
 
 
@@ -136,12 +140,9 @@ def sample_uncached(lm: PrefixLM, seq: Sequence, *, generator=None, temperature=
 def sample_jacobi(
     lm: PrefixLM,
     seq: Sequence,
+    options: SamplingOptions,
     *,
     block: int = 8,
-    temperature: float = 1.0,
-    top_k: int = 0,
-    top_p: float = 1.0,
-    cfg: float = 1.0,
     generator: Generators = None,
     progress: Optional[Callable[[int, int], None]] = None,
     cache_dtype: torch.dtype = torch.float32,
@@ -156,7 +157,7 @@ def sample_jacobi(
     Returns the ids; `sample_jacobi.calls` holds the model calls of the last run.
     """
     B, n, P = seq.batch, seq.n_out, seq.prefix_len
-    use_cfg = cfg != 1.0
+    use_cfg = options.guidance != 1.0
     m, cache, logits, out = _begin(lm, seq, use_cfg, cache_dtype)
     device = seq.tokens.device
     noise: list[torch.Tensor] = []  # noise[i - m] is position i's, drawn once and in order, as `sample` does
@@ -164,8 +165,7 @@ def sample_jacobi(
     def pick(lg: torch.Tensor, i: int) -> torch.Tensor:
         while len(noise) <= i - m:
             noise.append(exp_noise(torch.empty(B, lg.shape[-1], device=device), generator))
-        lg = guided(lg, B, cfg) if use_cfg else lg
-        return keep_known(draw(filter_logits(lg, temperature, top_k, top_p), None, noise[i - m]), seq, i)
+        return _pick(lg, seq, i, options, None, noise[i - m])
 
     calls = 1
     if m >= n:

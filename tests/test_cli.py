@@ -255,7 +255,7 @@ def test_json_lines(micro, cwd):
     assert (rec["prompt"], rec["seed"], rec["preset"], rec["frames"], rec["fps"], rec["width"], rec["height"]) == (
         PROMPT, 3, "micro", 5, 8, 128, 128)
     assert rec["checkpoint"] == str(micro[1]) and re.fullmatch(r"[0-9a-f]{12}", rec["checkpoint_hash"])
-    assert rec["sampling"] == {"temperature": 1.0, "top_k": 7, "top_p": 1.0, "cfg": 3.0, "decoding": "jacobi", "negative": ""}
+    assert rec["sampling"] == {"temperature": 1.0, "top_k": 7, "top_p": 1.0, "guidance": 3.0, "decoding": "jacobi", "negative": ""}
     assert rec["seconds_taken"] > 0
     assert "wrote" not in r.stderr and "tokens" not in r.stderr  # no progress bar, no messages
 
@@ -435,7 +435,8 @@ BAD_GENERATE = [
     ([PROMPT, "--top-p", "1.5"], "--top-p"),
     ([PROMPT, "--top-k", "-1"], "--top-k"),
     ([PROMPT, "--temperature", "0"], "--temperature"),
-    ([PROMPT, "--cfg", "-1"], "--cfg"),
+    ([PROMPT, "--cfg", "-1"], "--guidance/--cfg must be >= 0, got -1"),
+    ([PROMPT, "--guidance", "nan"], "--guidance/--cfg must be >= 0, got nan"),
     ([PROMPT, "--num", "0"], "--num"),
     ([PROMPT, "--num", "65"], "--num"),
     ([PROMPT, "--seed", "-1"], "--seed"),
@@ -549,7 +550,7 @@ def test_one_failing_prompt_does_not_stop_the_batch(micro, cwd, monkeypatch):
     assert r.exit_code == 1
     assert "the sampler fell over" in r.stderr and "1 of 2 clips failed" in r.stderr
     assert "Traceback" not in r.output
-    assert snapshot(cwd) == ["good-one.mp4", "p.txt"]
+    assert snapshot(cwd) == ["good-one_seed0.mp4", "p.txt"]
 
 
 def test_interrupt_exits_130(micro, cwd, monkeypatch):

@@ -10,7 +10,7 @@ import torch
 
 from model import tasks
 from model.checkpoint import CheckpointError, read_checkpoint
-from model.config import LMConfig, TokenizerConfig, load_preset, preset_from_dict
+from model.config import LMConfig, SamplingOptions, TokenizerConfig, load_preset, preset_from_dict
 from model.errors import InvalidInput
 from model.lfq import LFQ, bits_to_ids, ids_to_bits
 from model.pipeline import VideoPoet
@@ -161,7 +161,7 @@ def test_padded_text_is_ignored():
 def test_kv_cache_equals_full_recompute(task):
     lm = _lm()
     seq = _seq(task)
-    out = sample(lm, seq, generator=torch.Generator().manual_seed(3), cfg=1.0)
+    out = sample(lm, seq, SamplingOptions(guidance=1.0), generator=torch.Generator().manual_seed(3))
     full = lm(dataclasses.replace(seq, tokens=torch.cat([seq.tokens, tasks.visual_token(out)], 1)))
     cache = lm.new_cache(2, seq.prefix_len + seq.n_out, "cpu")
     logits = [lm.prefill(seq, cache)]
@@ -169,8 +169,8 @@ def test_kv_cache_equals_full_recompute(task):
         logits.append(lm.decode_step(out[:, i], seq.prefix_len + 1 + i, cache))
     assert torch.allclose(torch.stack(logits, 1), full, atol=1e-5)
     for cfg in (1.0, 2.5):
-        a = sample(lm, seq, generator=torch.Generator().manual_seed(5), cfg=cfg, top_k=20, top_p=0.9)
-        b = sample_uncached(lm, seq, generator=torch.Generator().manual_seed(5), cfg=cfg, top_k=20, top_p=0.9)
+        a = sample(lm, seq, SamplingOptions(guidance=cfg, top_k=20, top_p=0.9), generator=torch.Generator().manual_seed(5))
+        b = sample_uncached(lm, seq, SamplingOptions(guidance=cfg, top_k=20, top_p=0.9), generator=torch.Generator().manual_seed(5))
         assert torch.equal(a, b)
 
 
@@ -186,12 +186,33 @@ def test_cfg_scale_one_equals_conditional():
     assert torch.allclose(lm.prefill(seq, cache1), logits[: seq.batch], atol=1e-5)
 
 
+def test_sampling_options_are_one_frozen_validated_object():
+    """Defaulted and validated in one place; the old name `cfg` still reads as guidance (preset key and
+    Python keyword); an unknown option is a TypeError, not silently ignored."""
+    o = SamplingOptions()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        o.guidance = 2.0  # type: ignore[misc]
+    for bad in (dict(temperature=0.0), dict(temperature=float("nan")), dict(top_k=-1), dict(top_p=0.0),
+                dict(guidance=float("inf")), dict(decoding="beam")):  # fmt: skip
+        with pytest.raises(InvalidInput, match=f"sampling.{next(iter(bad))} must"):
+            SamplingOptions(**bad)
+    assert o.with_changes(cfg=1.5, top_k=None) == SamplingOptions(guidance=1.5)
+    assert o.with_changes() is o
+    with pytest.raises(TypeError, match="unknown sampling option 'topk'"):
+        o.with_changes(topk=3)
+    d = load_preset("tiny").to_dict()
+    d["sampling"].pop("guidance")
+    d["sampling"]["cfg"] = 2.5
+    assert preset_from_dict(d).sampling.guidance == 2.5
+    assert "cfg" not in o.sampler_view() and o.sampler_view()["guidance"] == 3.0
+
+
 def test_forced_outputs_are_kept():
     lm = _lm()
     seq = _seq("t2v")
     forced = torch.randint(0, 64, (2, 3))
     s2 = dataclasses.replace(seq, tokens=torch.cat([seq.tokens, tasks.visual_token(forced)], 1))
-    out = sample(lm, s2, generator=torch.Generator().manual_seed(0))
+    out = sample(lm, s2, SamplingOptions(guidance=1.0), generator=torch.Generator().manual_seed(0))
     assert torch.equal(out[:, :3], forced) and out.shape == (2, 7)
 
 
@@ -290,6 +311,8 @@ def test_shipped_presets_load():
         ({"tokenizer": {"frames": 16}}, "tokenizer.frames=16"),
         ({"tokenizer": {"height": 60}}, "not divisible"),
         ({"sampling": {"top_p": 1.5}}, "top_p"),
+        ({"sampling": {"guidance": -1}}, "sampling.guidance must be >= 0"),
+        ({"sampling": {"cfg": 2.0, "guidance": 3.0}}, "another name for 'sampling.guidance'"),
         ({"lm": {"dim": 30, "n_heads": 4}}, "n_heads"),
     ],
 )
@@ -323,7 +346,7 @@ def test_jacobi_decoding_gives_the_sequential_tokens(cfg, forced):
     if forced:
         seq = dataclasses.replace(seq, tokens=torch.cat([seq.tokens, tasks.visual_token(torch.randint(0, 64, (2, forced)))], 1))
     for s in range(3):
-        a = sample(lm, seq, generator=torch.Generator().manual_seed(s), cfg=cfg, top_k=30)
-        b = sample_jacobi(lm, seq, generator=torch.Generator().manual_seed(s), cfg=cfg, top_k=30, block=6)
+        a = sample(lm, seq, SamplingOptions(guidance=cfg, top_k=30), generator=torch.Generator().manual_seed(s))
+        b = sample_jacobi(lm, seq, SamplingOptions(guidance=cfg, top_k=30), generator=torch.Generator().manual_seed(s), block=6)
         assert torch.equal(a, b)
         assert sample_jacobi.calls < 40 - forced + 1  # never more calls than sequential (prefill + n - 1)

@@ -298,6 +298,7 @@ def test_outpaint_from_stdin(micro, cwd):  # noqa: F811
 
 
 def test_samplers_keep_the_known_ids(vp_micro):
+    from model.config import SamplingOptions
     from model.sampling import sample, sample_jacobi, sample_uncached
 
     lm = vp_micro.lm
@@ -313,7 +314,7 @@ def test_samplers_keep_the_known_ids(vp_micro):
     outs = []
     for fn in (sample, sample_uncached, sample_jacobi):
         g = torch.Generator().manual_seed(0)
-        outs.append(fn(lm, seq, generator=g, cfg=2.0))
+        outs.append(fn(lm, seq, SamplingOptions(guidance=2.0), generator=g))
     for out in outs:
         assert torch.equal(out[~hidden], ids[~hidden])  # visible cells kept exactly
     assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])  # cached == recompute == Jacobi

@@ -88,7 +88,7 @@ def _check_num(micro, tmp_path_factory, value):
 values = st.one_of(st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(), st.text(max_size=20),
                    st.lists(st.integers(-5, 300), max_size=4), st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))  # fmt: skip
 keys = st.sampled_from(["tokenizer.frames", "tokenizer.height", "tokenizer.bits", "tokenizer.channels", "tokenizer.pad",
-                        "lm.dim", "lm.n_heads", "lm.rope", "lm.max_text_tokens", "sampling.cfg", "sampling.top_k",
+                        "lm.dim", "lm.n_heads", "lm.rope", "lm.max_text_tokens", "sampling.guidance", "sampling.top_k",
                         "sampling.temperature", "sampling.decoding", "sampling.negative", "video.fps", "video.display_size",
                         "weights", "name", "bogus.key", "lm.bogus"])  # fmt: skip
 

@@ -11,7 +11,7 @@ import torch
 
 from model import tasks
 from model.checkpoint import CheckpointError, atomic_save, read_checkpoint
-from model.config import LMConfig, TokenizerConfig, load_preset
+from model.config import LMConfig, SamplingOptions, TokenizerConfig, load_preset
 from model.diagnostics import token_properties
 from model.pipeline import VideoPoet
 from model.sampling import sample, sample_uncached
@@ -110,8 +110,8 @@ def test_kv_cache_equals_full_recompute_for_both_position_schemes(rope, task):
     torch.manual_seed(0)
     lm = PrefixLM(dataclasses.replace(LM, rope=rope), 64, (2, 2)).eval()
     seq = _seq(task)
-    a = sample(lm, seq, generator=torch.Generator().manual_seed(5), cfg=2.0)
-    b = sample_uncached(lm, seq, generator=torch.Generator().manual_seed(5), cfg=2.0)
+    a = sample(lm, seq, SamplingOptions(guidance=2.0), generator=torch.Generator().manual_seed(5))
+    b = sample_uncached(lm, seq, SamplingOptions(guidance=2.0), generator=torch.Generator().manual_seed(5))
     assert torch.equal(a, b)
 
 

@@ -7,7 +7,6 @@ All validation happens before the model is loaded, so a bad request costs nothin
 """
 
 import json
-import math
 import os
 import re
 import sys
@@ -21,7 +20,7 @@ import typer
 import typer.core
 
 from model.config import DTYPES, MAX_FPS, MAX_FRAMES, MAX_SECONDS
-from model.errors import InvalidInput, VideoPoetError
+from model.errors import InvalidInput, InvalidSampling, VideoPoetError
 
 from .guard import Terminated, guard, one_line as _one_line, print_error as _error, print_internal as _internal
 
@@ -238,34 +237,17 @@ def _fmt(x: float) -> str:
     return f"{x:g}"
 
 
-@dataclass
-class Sampling:
-    temperature: Optional[float] = None
-    top_k: Optional[int] = None
-    top_p: Optional[float] = None
-    cfg: Optional[float] = None
-    decoding: Optional[str] = None
-    negative: Optional[str] = None
+_SAMPLING_FLAGS = {"temperature": "--temperature", "top_k": "--top-k", "top_p": "--top-p", "guidance": "--guidance/--cfg",
+                   "decoding": "--decoding", "negative": "--negative"}  # fmt: skip
 
-    def validate(self) -> None:
-        if self.decoding is not None and self.decoding not in ("sequential", "jacobi"):
-            raise InvalidInput(f"--decoding must be sequential or jacobi, got {self.decoding!r}")
-        if self.temperature is not None and not (self.temperature > 0 and math.isfinite(self.temperature)):
-            raise InvalidInput(f"--temperature must be > 0, got {_fmt(self.temperature)}")
-        if self.top_k is not None and self.top_k < 0:
-            raise InvalidInput(f"--top-k must be >= 0, got {self.top_k}")
-        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
-            raise InvalidInput(f"--top-p must be in (0, 1], got {_fmt(self.top_p)}")
-        if self.cfg is not None and not (self.cfg >= 0 and math.isfinite(self.cfg)):
-            raise InvalidInput(f"--cfg must be >= 0, got {_fmt(self.cfg)}")
 
-    def overrides(self) -> dict:
-        return {k: v for k, v in vars(self).items() if v is not None}
-
-    def effective(self, preset: Any) -> dict:
-        s = preset.sampling
-        o = self.overrides()
-        return {k: o.get(k, getattr(s, k)) for k in ("temperature", "top_k", "top_p", "cfg", "decoding", "negative")}
+def _sampling_options(preset: Any, flags: dict) -> Any:
+    """The preset's SamplingOptions with the flags given applied: the one object every clip samples with.
+    SamplingOptions validates itself; a refusal names the flag."""
+    try:
+        return preset.sampling.with_changes(**flags)
+    except InvalidSampling as e:
+        raise InvalidInput(f"{_SAMPLING_FLAGS.get(e.field, e.field)} {e.detail}") from None
 
 
 def _check_max_seconds(max_seconds: Optional[float]) -> None:
@@ -339,7 +321,7 @@ class Run:
     json: bool
     seed: int
     num: int
-    sampling: Sampling
+    options: Any  # model.config.SamplingOptions (frozen), passed whole to every model call
     _console: Any = None
 
     # -- reporting ---------------------------------------------------------------------------------
@@ -545,7 +527,7 @@ class Run:
         t, h, w = frames.shape[:3]
         return {
             "tool": f"videopoet {__version__}", "command": self.command, "prompt": job.prompt, "seed": job.seed,
-            "preset": vp.preset.name, "checkpoint_sha256": vp.checkpoint_sha256, "sampling": self.sampling.effective(vp.preset),
+            "preset": vp.preset.name, "checkpoint_sha256": vp.checkpoint_sha256, "sampling": self.options.sampler_view(),
             "dtype": self.dtype,
             "frames": int(t), "fps": int(fps) if float(fps).is_integer() else float(fps), "width": int(w), "height": int(h),
             **{k: v for k, v in job.extra.items() if k != "input" or v != STDIO},
@@ -567,7 +549,7 @@ class Run:
                 "width": int(w),
                 "height": int(h),
                 "seconds_taken": round(taken, 3),
-                "sampling": self.sampling.effective(vp.preset),
+                "sampling": self.options.sampler_view(),
                 "command": self.command,
                 **job.extra,
             }
@@ -701,7 +683,7 @@ def _reserve(path: str) -> None:
 def _setup(
     command: str, *, preset: str, checkpoint: Optional[str], device: str, output: Optional[str], fmt: Optional[str],
     threads: Optional[int] = None, dtype: str = "float32",
-    size: Optional[int], overwrite: bool, quiet: bool, json_out: bool, seed: Optional[int], num: int, sampling: Sampling,
+    size: Optional[int], overwrite: bool, quiet: bool, json_out: bool, seed: Optional[int], num: int, sampling: dict,
 ) -> Run:
     """Check every option that needs no model; load the preset (cheap: a YAML file)."""
     from model.config import load_preset
@@ -710,7 +692,6 @@ def _setup(
         raise InvalidInput(f"--num must be in 1..{MAX_NUM}, got {num}")
     if seed is not None and not 0 <= seed < MAX_SEED:
         raise InvalidInput(f"--seed must be in 0..2^62, got {seed}")
-    sampling.validate()
     if size is not None and not (MIN_SIZE <= size <= MAX_SIZE and size % 2 == 0):
         raise InvalidInput(f"--size must be an even number in {MIN_SIZE}..{MAX_SIZE}, got {size}")
     if not device.strip():
@@ -720,13 +701,14 @@ def _setup(
     if dtype == "float16" and device.strip().startswith("cpu"):
         raise InvalidInput("--dtype float16 is not usable on a CPU (use bfloat16 or float32)")
     p = load_preset(preset)
+    options = _sampling_options(p, sampling)
     if checkpoint is not None and not os.path.isfile(checkpoint):
         what = "is not a file" if os.path.exists(checkpoint) else "not found"
         raise VideoPoetError(f"checkpoint {what}: {checkpoint}")
     return Run(
         command=command, preset_arg=preset, preset=p, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output,
         fmt=fmt, size=size if size is not None else p.video.display_size, overwrite=overwrite, quiet=quiet,
-        json=json_out, seed=p.sampling.seed if seed is None else seed, num=num, sampling=sampling,
+        json=json_out, seed=options.seed if seed is None else seed, num=num, options=options,
     )
 
 
@@ -839,7 +821,7 @@ def generate(
         then_prompts = [_check_text(t, "a --then prompt") for t in (then or [])]
         run = _setup("generate", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
+                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative))
         prompts = _collect_prompts(prompt, prompts_file)
         out_fps = float(fps if fps is not None else run.preset.video.fps)
         n_frames = _frame_count(run.preset, seconds, frames, out_fps)
@@ -849,11 +831,11 @@ def generate(
 
         def make(vp: Any, job: Job, tick: Any) -> Any:
             return vp.generate(job.prompt, frames=n_frames, fps=out_fps, seed=job.seed, then=then_prompts,
-                               progress=tick, **run.sampling.overrides())
+                               progress=tick, options=run.options)
 
         def make_batch(vp: Any, group: List[Job], tick: Any) -> List[Any]:
             return vp.generate_variations(group[0].prompt, [j.seed for j in group], frames=n_frames, fps=out_fps,
-                                          then=then_prompts, progress=tick, **run.sampling.overrides())  # fmt: skip
+                                          then=then_prompts, progress=tick, options=run.options)  # fmt: skip
 
         run.execute(jobs, make, out_fps, make_batch)
 
@@ -900,7 +882,7 @@ def animate(
         _check_input_path(image)
         run = _setup("animate", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
+                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative))
         out_fps = float(fps if fps is not None else run.preset.video.fps)
         n_frames = _frame_count(run.preset, seconds, frames, out_fps)
         _frames_note(run, n_frames, out_fps)
@@ -909,7 +891,7 @@ def animate(
 
         def make(vp: Any, job: Job, tick: Any) -> Any:
             return vp.animate(picture, job.prompt, frames=n_frames, fps=out_fps, seed=job.seed, progress=tick,
-                              **run.sampling.overrides())
+                              options=run.options)
 
         run.execute(jobs, make, out_fps)
 
@@ -956,7 +938,7 @@ def extend(
         _check_input_path(input)
         run = _setup("extend", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
+                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative))
         native = run.preset.video.fps
         out_fps = float(fps if fps is not None else native)
         extra = {"input": input, "seconds": seconds, **({"then": prompts[1:]} if len(prompts) > 1 else {})}
@@ -968,7 +950,7 @@ def extend(
 
         def make(vp: Any, job: Job, tick: Any) -> Any:
             return vp.extend(video, prompts, seconds, fps=None if fps is None else out_fps, seed=job.seed,
-                             progress=tick, **run.sampling.overrides())
+                             progress=tick, options=run.options)
 
         run.execute(jobs, make, out_fps)
 
@@ -1014,14 +996,14 @@ def stylize(
         _check_input_path(input)
         run = _setup("stylize", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
+                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative))
         extra = {"input": input, "motion_only": motion_only, **({"max_seconds": max_seconds} if max_seconds else {})}
         jobs = run.plan([(text, i, extra) for i in range(num)], _input_stem(input, text))
         video, _ = _read_video_input(input, run.preset, run, max_seconds)
 
         def make(vp: Any, job: Job, tick: Any) -> Any:
             return vp.stylize(video, job.prompt, motion_only=motion_only, seed=job.seed, progress=tick,
-                              **run.sampling.overrides())
+                              options=run.options)
 
         run.execute(jobs, make, float(run.preset.video.fps))
 
@@ -1083,7 +1065,7 @@ def _masked_command(
 
     def make(vp: Any, job: Job, tick: Any) -> Any:
         fn = vp.inpaint if command == "inpaint" else vp.outpaint
-        made = fn(view, mask, job.prompt, seed=job.seed, progress=tick, **run.sampling.overrides())
+        made = fn(view, mask, job.prompt, seed=job.seed, progress=tick, options=run.options)
         return np.ascontiguousarray(paste_back(frames, made, cells)[:, oy : oy + oh, ox : ox + ow])
 
     run.execute(jobs, make, float(run.preset.video.fps))
@@ -1135,7 +1117,7 @@ def inpaint(
         _check_input_path(input)
         run = _setup("inpaint", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=None, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
+                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative))
         extra = {"input": input, **({"box": rect} if rect else {"mask": mask}), **({"max_seconds": max_seconds} if max_seconds else {})}
 
         def build(frames: Any) -> tuple:
@@ -1201,7 +1183,7 @@ def outpaint(
         _check_input_path(input)
         run = _setup("outpaint", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=None, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=Sampling(temperature, top_k, top_p, cfg, decoding, negative))
+                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative))
         extra = {"input": input, **({"pad": margins} if margins is not None else {"to": list(canvas)}),
                  **({"max_seconds": max_seconds} if max_seconds else {})}  # fmt: skip
 
@@ -1270,8 +1252,8 @@ def reproduce_command(p: dict) -> str:
     if p.get("dtype", "float32") != "float32":
         args += ["--dtype", str(p["dtype"])]
     s = p.get("sampling", {})
-    for key, flag in (("temperature", "--temperature"), ("top_k", "--top-k"), ("top_p", "--top-p"), ("cfg", "--cfg"),
-                      ("decoding", "--decoding"), ("negative", "--negative")):  # fmt: skip
+    for key, flag in (("temperature", "--temperature"), ("top_k", "--top-k"), ("top_p", "--top-p"), ("guidance", "--guidance"),
+                      ("cfg", "--guidance"), ("decoding", "--decoding"), ("negative", "--negative")):  # fmt: skip (cfg: files before 0.2)
         if key in s and s[key] not in ("", None):
             args += [flag, str(s[key])]
     return " ".join(shlex.quote(str(a)) for a in args)

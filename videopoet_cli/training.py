@@ -243,8 +243,9 @@ def eval_cmd(
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="Weights to evaluate (default: the preset's shipped weights)."),
     tasks: str = typer.Option("tokenizer,lm,t2v,variety,stylize,motion,animate,extend,inpaint,outpaint", "--tasks", help="Comma-separated subset."),
     limit: Optional[int] = typer.Option(None, "--limit", min=1, help="At most N prompts/clips per task (quick look)."),
-    cfg: Optional[float] = typer.Option(None, "--cfg"),
+    guidance: Optional[float] = typer.Option(None, "--guidance", "--cfg", help="Classifier-free guidance scale (default: the preset's)."),
     temperature: Optional[float] = typer.Option(None, "--temperature"),
+    top_k: Optional[int] = typer.Option(None, "--top-k"),
     decoding: Optional[str] = typer.Option(None, "--decoding", help="sequential or jacobi (parallel decoding)."),
     out: Path = typer.Option(Path("eval.json"), "--out", "-o", help="JSON report."),
     overwrite: bool = typer.Option(False, "--overwrite"),
@@ -275,10 +276,10 @@ def eval_cmd(
         if not out.parent.is_dir():
             raise InvalidInput(f"output folder does not exist: {out.parent}")
         vp = VideoPoet.from_pretrained(preset, checkpoint)
-        sampling = {k: v for k, v in dict(cfg=cfg, temperature=temperature, decoding=decoding).items() if v is not None}
+        options = vp.sampling_options(guidance=guidance, temperature=temperature, top_k=top_k, decoding=decoding)
         console = Console(stderr=True)
         with console.status("evaluating") as status:
-            report = run_eval(vp, chosen, limit, tick=lambda s: status.update(f"evaluating: {s}"), **sampling)
+            report = run_eval(vp, chosen, limit, tick=lambda s: status.update(f"evaluating: {s}"), options=options)
         tmp = out.with_name(f".{out.name}.tmp")
         tmp.write_text(json.dumps(report, indent=2) + "\n")
         tmp.replace(out)

@@ -12,7 +12,7 @@ import torch, numpy as np
 from pathlib import Path
 from safetensors.torch import load_file, save_file
 from safetensors import safe_open
-from model.config import load_preset
+from model.config import SamplingOptions, load_preset
 from model.train.lm import train_lm
 from model.pipeline import VideoPoet
 from model.diagnostics import teacher_forced
@@ -52,7 +52,7 @@ for v in variants:
         s, va, po = vp.encode_text([x[0] for x in ep])
         seq = tasks.build("t2v", s, va, po, 320)
         g = torch.Generator(device=dev).manual_seed(0)
-        ids = sample(vp.lm, seq, cfg=3.0, generator=g)
+        ids = sample(vp.lm, seq, SamplingOptions(guidance=3.0), generator=g)
         video = vp.tokenizer.decode(ids.view(len(ep), 5, 8, 8))
         rows = []
         for k, (prompt, c, sh, m) in enumerate(ep):
