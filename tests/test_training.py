@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -128,13 +129,14 @@ def test_lm_training_lowers_loss(setup, tmp_path):
     assert after < before - 0.3, (before, after)
 
 
-def test_interrupted_and_resumed_equals_uninterrupted(setup, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_and_resumed_equals_uninterrupted(setup, tmp_path, sig):
     preset, tok_path, data_path, _, _ = setup
     straight = train_lm(preset, data_path, tok_path, tmp_path / "a", steps=8, batch=4, log=lambda s: None)
 
     def interrupt(step, total, metrics):
         if step == 4:
-            os.kill(os.getpid(), signal.SIGINT)  # what Ctrl-C does: the loop saves and stops
+            os.kill(os.getpid(), sig)  # Ctrl-C, or `kill`: the loop saves and stops
 
     first = train_lm(preset, data_path, tok_path, tmp_path / "b", steps=8, batch=4, on_progress=interrupt, log=lambda s: None)
     assert first["stopped"] and first["step"] == 4
@@ -167,9 +169,17 @@ def test_user_folder_skips_unreadable_files_and_counts_them(tmp_path):
         f.write(json.dumps({"video": "clips/broken.mp4", "caption": "x"}) + "\n")
         f.write(json.dumps({"video": "clips/missing.mp4", "caption": "y"}) + "\n")
         f.write("{not json\n")
+        f.write("[1, 2]\n")
+        f.write(json.dumps({"video": "clips/broken.mp4", "caption": "   "}) + "\n")
+        outside = tmp_path.parent / f"{tmp_path.name}-outside.mp4"
+        shutil.copy(next((tmp_path / "clips").glob("*.mp4")), outside)  # a readable clip, outside the folder
+        (tmp_path / "clips" / "link.mp4").symlink_to(outside)
+        for escaping in (f"../{outside.name}", str(outside), "clips/link.mp4"):
+            f.write(json.dumps({"video": escaping, "caption": "z"}) + "\n")
     clips = folder_clips(tmp_path, frames=9, size=16, fps=8, log=lambda s: None)
     assert clips.clips.shape == (3, 9, 16, 16, 3)
-    assert sum(clips.skipped.values()) == 3
+    assert clips.skipped == {"unreadable (VideoPoetError)": 2, "bad captions.jsonl line": 2, "empty caption": 1,
+                             "path outside the data folder": 3}, clips.skipped  # fmt: skip
     assert len(clips.captions) == 3 and all(len(c) == 1 and c[0] for c in clips.captions)
 
 

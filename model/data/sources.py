@@ -42,26 +42,38 @@ def folder_clips(folder: Path, frames: int, size: int, fps: float, log: Callable
     if not index.is_file():
         raise InvalidInput(f"{folder}: no captions.jsonl (lines of {{\"video\": ..., \"caption\": ...}})")
     clips, caps, skipped = [], [], {}
-    for n, line in enumerate(index.read_text().splitlines(), 1):
+    root = folder.resolve()
+
+    def skip(reason: str) -> None:
+        skipped[reason] = skipped.get(reason, 0) + 1
+
+    for n, line in enumerate(index.read_text(errors="replace").splitlines(), 1):
         if not line.strip():
             continue
         try:
             item = json.loads(line)
             path, text = folder / item["video"], str(item["caption"]).strip()
-        except (json.JSONDecodeError, KeyError, TypeError):
-            skipped["bad captions.jsonl line"] = skipped.get("bad captions.jsonl line", 0) + 1
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            skip("bad captions.jsonl line")
+            continue
+        if not text:
+            skip("empty caption")
+            continue
+        # a clip must live inside the data folder: no "../", absolute paths or symlinks leading out of it
+        if not path.resolve().is_relative_to(root):
+            skip("path outside the data folder")
+            log(f"skipping {item['video']}: outside {folder}")
             continue
         try:
             video, vfps = read_video(str(path))
         except Exception as e:  # one bad file never stops the rest
-            reason = f"unreadable ({type(e).__name__})"
-            skipped[reason] = skipped.get(reason, 0) + 1
+            skip(f"unreadable ({type(e).__name__})")
             log(f"skipping {path}: {e}")
             continue
         if vfps > 0:
             video = resample_fps(video, vfps, fps)
         if len(video) < frames:
-            skipped["shorter than one clip"] = skipped.get("shorter than one clip", 0) + 1
+            skip("shorter than one clip")
             continue
         clips.append(center_crop_resize(video[:frames], size))
         caps.append([text])
