@@ -351,9 +351,10 @@ class VideoPoet:
         per_window = cfgt.time_stride * (cfgt.latent_shape()[0] - CONTEXT_LATENTS)
         tick = _Ticker(progress, math.ceil(add / per_window) * (cfgt.latent_shape()[0] - CONTEXT_LATENTS) * cfgt.tokens_per_latent_frame())
         ctx_frames = 1 + cfgt.time_stride * (CONTEXT_LATENTS - 1)
-        if video.shape[0] < ctx_frames:  # too short for the context window: repeat its first frame in front
-            video = torch.cat([video[:1].expand(ctx_frames - video.shape[0], *video.shape[1:]), video])
-        start = self._encode(video[None, -ctx_frames:])
+        ctx = video[-ctx_frames:]
+        if ctx.shape[0] < ctx_frames:  # too short for the context window: its first frame repeated in front
+            ctx = torch.cat([ctx[:1].expand(ctx_frames - ctx.shape[0], *ctx.shape[1:]), ctx])  # (context only)
+        start = self._encode(ctx[None])
         out = self._continue_to(start, ctx_frames + add, prompts, seed, tick, options)
         result = torch.cat([video, out[ctx_frames:]])
         return result if fps is None else self._resample(result, 1 + round((result.shape[0] - 1) * fps / native_fps), fps)

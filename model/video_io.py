@@ -1,15 +1,19 @@
-"""Video files in and out.
+"""Video files in and out: plain reading and writing of frames, no command-line policy.
 
 At the file boundary a video is a numpy uint8 array (T, H, W, 3), RGB, plus a frame rate
 in frames per second. fps 0.0 means "no timing": a still image or a folder of frames.
 
-Writing is atomic: every writer goes to a hidden temporary file (or folder) next to the
-target and is moved into place with os.replace only after it succeeded, so an error or
-Ctrl-C never leaves a half-written output behind.
+Readers take a path (a file, or a folder of PNG frames) and pick a decoder from its suffix or
+its magic bytes. Encoders write MP4 (imageio-ffmpeg), GIF (Pillow) or PNG frames to the path
+given, with how the clip was made stored inside (read_provenance gets it back). write_video is
+atomic: frames are encoded under a hidden temporary name next to the target and moved into
+place only when complete, so an error or Ctrl-C never leaves a half-written output behind.
 
-Failures the user can act on are raised as VideoPoetError (exit 1) or InvalidInput (exit 2)
-with one human line naming the path. The module imports only numpy at import time; torch,
-cv2, imageio and Pillow are imported where they are used so `--help` stays fast.
+Output policy (which path and format, the standard streams, whether an existing output may be
+replaced, auto-names) is the command line's, in videopoet_cli.files, as are messages naming its
+flags. Failures the user can act on are raised as VideoPoetError (exit 1) or InvalidInput (exit 2)
+with one human line naming the path. The module imports only numpy at import time; torch, cv2,
+imageio and Pillow are imported where they are used so `--help` stays fast.
 """
 
 from __future__ import annotations
@@ -19,21 +23,19 @@ import json
 import math
 import os
 import re
+import tempfile
 import secrets
 import shutil
-import sys
-import tempfile
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from .errors import InvalidInput, VideoPoetError
 
-STDIO = "-"
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".avi")
 GIF_SUFFIX = ".gif"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
-OUTPUT_KINDS = ("mp4", "gif", "png")
+OUTPUT_KINDS = ("mp4", "gif", "png")  # what the encoders write; "png" = a folder of PNG frames
 # Decoded frames above this many bytes are refused rather than exhausting memory.
 MAX_BYTES = 2 << 30
 # GIF frame delays are stored in centiseconds; 2 cs (50 fps) is the shortest that viewers honour.
@@ -49,10 +51,6 @@ def _suffix(path: str) -> str:
     return os.path.splitext(path.rstrip("/" + os.sep))[1].lower()
 
 
-def _name(path: str) -> str:
-    return "stdin" if path == STDIO else path
-
-
 def _gib(n: float) -> str:
     return f"{n / (1 << 30):.1f} GiB"
 
@@ -61,8 +59,9 @@ def _round_half_up(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
-def _sniff(head: bytes) -> str | None:
-    """Suffix matching the magic bytes of `head`, or None: lets stdin and odd names be read."""
+def sniff(head: bytes) -> str | None:
+    """The suffix matching the magic bytes of `head` (a file's first 32 bytes), or None: lets a file with
+    an odd name, or none, be read with the right decoder."""
     if head[:6] in (b"GIF87a", b"GIF89a"):
         return ".gif"
     if head[:8] == b"\x89PNG\r\n\x1a\n":
@@ -120,85 +119,29 @@ def _check_frames(frames: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frames)
 
 
-# ----------------------------------------------------------------------------- output
+# ----------------------------------------------------------------------------- writing
 
 
-def output_kind(path: str, fmt: str | None) -> str:
-    """Decide what to write ("mp4", "gif" or "png" = folder of PNG frames) from the path and --format.
-
-    Done up front so that a bad name fails before any model work starts.
-    """
-    if fmt is not None:
-        fmt = fmt.lower().lstrip(".")
-        if fmt not in OUTPUT_KINDS:
-            raise InvalidInput(f"unknown format '{fmt}'; use one of: {', '.join(OUTPUT_KINDS)}")
-    if path == STDIO:
-        if fmt not in ("mp4", "gif"):
-            raise InvalidInput("writing to stdout needs --format mp4 or gif")
-        return fmt
-    if not path:
-        raise InvalidInput("output path is empty")
-    suffix = _suffix(path)
-    if not suffix and not (path.endswith(("/", os.sep)) or os.path.isdir(path)):
-        if fmt is None:  # a clear choice, never a silent folder of frames
-            raise InvalidInput(f"{path} has no extension: name a .mp4 or .gif file, a folder ending in /, or give --format")
-        return fmt
-    if path.endswith(("/", os.sep)) or os.path.isdir(path):
-        kind = "png"
-    elif suffix == ".mp4":
-        kind = "mp4"
-    elif suffix == ".gif":
-        kind = "gif"
-    else:
-        raise InvalidInput(
-            f"cannot write '{suffix}' files: {path} (use .mp4, .gif, or a folder for PNG frames)"
-        )
-    if fmt is not None and fmt != kind:
-        what = "a folder of PNG frames" if kind == "png" else f"a {suffix} file"
-        raise InvalidInput(f"--format {fmt} contradicts the output path {path}, which names {what}")
-    return kind
-
-
-def check_output(path: str, kind: str, overwrite: bool) -> None:
-    """Fail (InvalidInput) now, before expensive work, if `path` cannot or must not be written."""
-    if path == STDIO:
-        return
-    parent = os.path.dirname(os.path.abspath(path.rstrip("/" + os.sep) or path))
-    if not os.path.isdir(parent):
-        raise InvalidInput(f"output folder does not exist: {parent}")
-    _check_writable(parent)
-    if kind == "png":
-        if os.path.exists(path) and not os.path.isdir(path):
-            raise InvalidInput(f"{path} exists and is not a folder; PNG frames need a folder")
-        if os.path.isdir(path) and os.listdir(path) and not overwrite:
-            raise InvalidInput(f"{path} exists and is not empty; pass --overwrite to replace its frames")
-        return
-    if os.path.isdir(path):
-        raise InvalidInput(f"{path} is a folder; give a file name ending in .{kind}")
-    if os.path.lexists(path) and not overwrite:
-        raise InvalidInput(f"{path} exists; pass --overwrite to replace it")
-
-
-def _check_writable(folder: str) -> None:
-    """Create and remove a hidden file: a read-only folder or file system fails here, before any work."""
-    try:
-        _remove(_new_temp_file(folder, "videopoet-probe", ""))
-    except OSError as e:
-        raise VideoPoetError(f"cannot write in {folder}: {e.strerror or e}") from None
-
-
-def _new_temp_file(folder: str, base: str, suffix: str) -> str:
-    """Create an empty hidden file next to the target (mode from the umask, unlike mkstemp's 0600)."""
+def new_temp_path(target: str, suffix: str = "", folder: bool = False) -> str:
+    """Create an empty hidden file (a folder if `folder`) next to `target`, named after it
+    (.NAME.<random>.tmpSUFFIX), with the permissions a new file gets (from the umask, unlike mkstemp's
+    0600): where an output is encoded before it is moved into place. OSError if the folder is not writable."""
+    target = target.rstrip("/" + os.sep) or target
+    parent = os.path.dirname(os.path.abspath(target))
     while True:
-        tmp = os.path.join(folder, f".{base}.{secrets.token_hex(4)}.tmp{suffix}")
+        tmp = os.path.join(parent, f".{os.path.basename(target)}.{secrets.token_hex(4)}.tmp{suffix}")
         try:
-            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            if folder:
+                os.mkdir(tmp)
+            else:
+                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
             return tmp
         except FileExistsError:
             continue
 
 
-def _remove(path: str) -> None:
+def remove_path(path: str) -> None:
+    """Remove a file or a folder tree if it is there; never raises (cleanup of temporary outputs)."""
     try:
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path, ignore_errors=True)
@@ -209,32 +152,46 @@ def _remove(path: str) -> None:
 
 
 def _encode_mp4(frames: np.ndarray, tmp: str, fps: float, note: str = "") -> None:
-    import imageio.v2 as iio
+    """H.264 (yuv420p, CRF 18) through the ffmpeg that imageio-ffmpeg ships, fed raw RGB on stdin.
 
-    # Even sizes + macro_block_size=2: imageio never rescales, yuv420p stays playable everywhere.
-    writer = iio.get_writer(
-        tmp,
-        format="FFMPEG",
-        mode="I",
-        fps=fps,
-        codec="libx264",
-        pixelformat="yuv420p",
-        macro_block_size=2,
-        quality=None,
-        ffmpeg_params=["-crf", "18", "-preset", "medium", "-movflags", "+faststart"]
-        + (["-metadata", f"comment={PROVENANCE_TAG} {note}"] if note else []),
-        ffmpeg_log_level="error",
-    )
-    try:
-        for frame in frames:
-            writer.append_data(frame)
-    except BaseException:
+    Run directly rather than through imageio's writer because that writer never looks at ffmpeg's exit
+    status: a full disk (or a file-size limit) left a truncated MP4 that was reported as written.
+    Here a failing ffmpeg is an OSError carrying its own last error line."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    t, h, w, _ = frames.shape
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+           "-s", f"{w}x{h}", "-r", repr(float(fps)), "-i", "pipe:0", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+           "-crf", "18", "-preset", "medium", "-movflags", "+faststart"]  # fmt: skip
+    if note:
+        cmd += ["-metadata", f"comment={PROVENANCE_TAG} {note}"]
+    with tempfile.TemporaryFile() as log:  # a file, not a pipe: ffmpeg can never block on a full stderr
+        p = subprocess.Popen(cmd + [tmp], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=log)
         try:
-            writer.close()
-        except Exception:
-            pass
-        raise
-    writer.close()
+            try:
+                for frame in frames:
+                    p.stdin.write(np.ascontiguousarray(frame).tobytes())
+                p.stdin.close()
+            except BrokenPipeError:  # ffmpeg stopped reading: its exit status and log say why
+                pass
+            rc = p.wait()
+        except BaseException:
+            p.kill()
+            p.wait()
+            raise
+        if rc != 0:
+            log.seek(0)
+            text = log.read().decode(errors="replace").strip()
+            lines = [re.sub(r"^(\[[^\]]*\]\s*)+", "", ln).strip() for ln in text.splitlines() if ln.strip()]
+            reason = next((ln for ln in lines if "too large" in ln.lower() or "no space" in ln.lower()), lines[-1] if lines else "")
+            if rc < 0:  # killed by a signal: SIGXFSZ is the file-size limit, as a full disk looks to ffmpeg
+                import signal
+
+                name = signal.Signals(-rc).name if -rc in signal.Signals._value2member_map_ else f"signal {-rc}"
+                reason = reason or ("file too large (SIGXFSZ)" if name == "SIGXFSZ" else f"stopped by {name}")
+            raise OSError(f"ffmpeg could not encode the video{': ' + reason[:160] if reason else f' (exit status {rc})'}")
 
 
 def _gif_delays_cs(fps: float, n: int) -> list[int]:
@@ -271,68 +228,106 @@ def _frame_name(i: int, total: int) -> str:
     return f"frame_{i:0{max(4, len(str(total - 1)))}d}.png"
 
 
-def _write_png_folder(frames: np.ndarray, path: str, overwrite: bool, note: str = "") -> None:
+def _write_png_frames(frames: np.ndarray, folder: str, note: str = "") -> None:
     from PIL import Image, PngImagePlugin
 
     info = PngImagePlugin.PngInfo()
     if note:
         info.add_itxt(PROVENANCE_TAG, note)
-
-    target = path.rstrip("/" + os.sep) or path
-    parent = os.path.dirname(os.path.abspath(target))
-    tmp = os.path.join(parent, f".{os.path.basename(target)}.{secrets.token_hex(4)}.tmp")
-    os.mkdir(tmp)
-    try:
-        names = [_frame_name(i, len(frames)) for i in range(len(frames))]
-        for name, frame in zip(names, frames):
-            Image.fromarray(frame, "RGB").save(os.path.join(tmp, name), format="PNG", compress_level=4, pnginfo=info)
-        if not os.path.isdir(target):
-            os.rename(tmp, target)
-            return
-        check_output(path, "png", overwrite)
-        old = set(glob.glob(os.path.join(glob.escape(target), "frame_*.png")))
-        for name in names:  # each replace is atomic: the folder never lacks a frame
-            dst = os.path.join(target, name)
-            os.replace(os.path.join(tmp, name), dst)
-            old.discard(dst)
-        for stale in old:
-            os.unlink(stale)
-        os.rmdir(tmp)
-    except BaseException:
-        _remove(tmp)
-        raise
+    os.makedirs(folder, exist_ok=True)
+    for i, frame in enumerate(frames):
+        path = os.path.join(folder, _frame_name(i, len(frames)))
+        Image.fromarray(frame, "RGB").save(path, format="PNG", compress_level=4, pnginfo=info)
 
 
-def write_video(frames: np.ndarray, path: str, fps: float, kind: str, overwrite: bool = False,
-                provenance: dict | None = None) -> None:
-    """Write uint8 (T, H, W, 3) RGB frames as mp4, gif or a PNG-frame folder, or to stdout ("-").
-    `provenance` (how the clip was made) is stored as JSON in the MP4 comment, the GIF comment or a PNG
-    text chunk of every frame; read_provenance gets it back.
+def move_frames(src: str, dst: str) -> None:
+    """Put the PNG frames of folder `src` (just written) into the existing folder `dst`: each one is moved
+    with os.replace, which is atomic, so `dst` never lacks a frame. Then the other frame_*.png files of
+    `dst` (left from a longer clip) are removed, other files are kept, and `src` is removed."""
+    old = set(glob.glob(os.path.join(glob.escape(dst), "frame_*.png")))
+    for name in sorted(os.listdir(src)):
+        path = os.path.join(dst, name)
+        os.replace(os.path.join(src, name), path)
+        old.discard(path)
+    for stale in old:
+        os.unlink(stale)
+    os.rmdir(src)
 
-    Atomic: nothing half-written is ever left at `path`, even on Ctrl-C. MP4 needs even H and W
-    (yuv420p); GIF delays are rounded to whole centiseconds (8 fps is stored as 13 cs).
-    """
+
+def check_video(frames: np.ndarray, fps: float, kind: str, name: str) -> np.ndarray:
+    """`frames` made contiguous, once they are known to be writable as `kind` (mp4, gif or png).
+    A wrong shape, dtype or kind is ValueError (a caller's bug); a frame rate or size the format cannot
+    store is InvalidInput naming `name` (the output as messages show it)."""
     frames = _check_frames(frames)
     if kind not in OUTPUT_KINDS:
         raise ValueError(f"unknown output kind {kind!r}")
-    if kind == "png" and path == STDIO:
-        raise InvalidInput("writing to stdout needs --format mp4 or gif")
     if kind != "png" and not (fps > 0 and math.isfinite(fps)):
         raise InvalidInput(f"frame rate must be positive to write {kind}, got {fps}")
     _, h, w, _ = frames.shape
     if kind == "mp4" and (h % 2 or w % 2):
-        raise InvalidInput(f"MP4 needs an even width and height, got {w}x{h}: {_name(path)}")
-    check_output(path, kind, overwrite)
+        raise InvalidInput(f"MP4 needs an even width and height, got {w}x{h}: {name}")
+    return frames
+
+
+def encode_video(frames: np.ndarray, path: str, fps: float, kind: str, provenance: dict | None = None,
+                 name: str | None = None) -> None:
+    """Encode uint8 (T, H, W, 3) RGB frames straight into `path`: an MP4 or GIF file, or ("png") the files
+    frame_0000.png ... in the folder `path` (made if missing). Not atomic by itself: write_video encodes
+    into a temporary path and moves it into place.
+
+    `provenance` (how the clip was made) is stored as JSON in the MP4 comment, the GIF comment or a PNG
+    text chunk of every frame. MP4 needs even H and W (yuv420p); GIF delays are whole centiseconds (8 fps
+    is stored as 13, 12, 13 ... cs). A failing encoder or disk is VideoPoetError naming `name` (default:
+    `path`; a caller encoding into a temporary file names its target).
+    """
+    name = path if name is None else name
+    frames = check_video(frames, fps, kind, name)
+    note = json.dumps(provenance, ensure_ascii=True, separators=(",", ":")) if provenance else ""
     try:
-        note = json.dumps(provenance, ensure_ascii=True, separators=(",", ":")) if provenance else ""
         if kind == "png":
-            _write_png_folder(frames, path, overwrite, note)
+            _write_png_frames(frames, path, note)
+        elif kind == "mp4":
+            _encode_mp4(frames, path, fps, note)
         else:
-            _write_file(frames, path, fps, kind, overwrite, note)
-    except BrokenPipeError:
-        raise  # stdout reader went away (e.g. `| head`): the CLI decides how quiet to be
+            _encode_gif(frames, path, fps, note)
     except (OSError, RuntimeError) as e:  # disk full, permissions, ffmpeg failure...
-        raise VideoPoetError(f"could not write {_name(path)}: {_short_reason(e)}") from e
+        raise VideoPoetError(f"could not write {name}: {_short_reason(e)}") from e
+
+
+def write_video(frames: np.ndarray, path: str, fps: float, kind: str, overwrite: bool = False,
+                provenance: dict | None = None) -> None:
+    """Write uint8 (T, H, W, 3) RGB frames to `path` as mp4, gif or ("png") a folder of PNG frames, with
+    `provenance` stored inside (see encode_video; read_provenance gets it back).
+
+    Atomic: nothing half-written is ever left at `path`, even on Ctrl-C. The frames are encoded under a
+    hidden temporary name next to `path`, then moved into place; a PNG folder that exists gets its frames
+    replaced one by one (move_frames). An existing output (for "png", a folder that is not empty) is refused
+    with InvalidInput unless `overwrite`.
+
+    The command line writes through videopoet_cli.files.write_video instead: the same encoders, plus the
+    standard output, its up-front checks and messages, and a no-clobber rule that also holds when another
+    process takes the name while the clip is encoded.
+    """
+    frames = check_video(frames, fps, kind, path)
+    target = path.rstrip("/" + os.sep) or path
+    if not overwrite and os.path.lexists(target) and not (kind == "png" and os.path.isdir(target) and not os.listdir(target)):
+        raise InvalidInput(f"{path} exists; not replaced (overwrite is off)")
+    try:
+        tmp = new_temp_path(target, "" if kind == "png" else f".{kind}", folder=kind == "png")
+    except OSError as e:
+        raise VideoPoetError(f"could not write {path}: {_short_reason(e)}") from e
+    try:
+        encode_video(frames, tmp, fps, kind, provenance, name=path)
+        if kind == "png" and os.path.isdir(target):
+            move_frames(tmp, target)
+        else:
+            os.replace(tmp, target)
+    except OSError as e:
+        remove_path(tmp)
+        raise VideoPoetError(f"could not write {path}: {_short_reason(e)}") from e
+    except BaseException:
+        remove_path(tmp)
+        raise
 
 
 def _short_reason(e: BaseException) -> str:
@@ -340,47 +335,6 @@ def _short_reason(e: BaseException) -> str:
         return e.strerror
     text = str(e).strip()
     return (_ffmpeg_reason(text) or text.splitlines()[-1][:160]) if text else type(e).__name__
-
-
-def _place(tmp: str, path: str, overwrite: bool) -> None:
-    """Move the finished temp file to `path`. Without overwrite a hard link puts it there only if the
-    name is still free (another process may have written it meanwhile): nothing is ever replaced."""
-    if overwrite:
-        os.replace(tmp, path)
-        return
-    try:
-        os.link(tmp, path)
-    except FileExistsError:
-        raise InvalidInput(f"{path} appeared while this clip was made (another process?); not replaced, pass --overwrite to replace it") from None
-    except OSError:  # no hard links on this file system
-        if os.path.lexists(path):
-            raise InvalidInput(f"{path} appeared while this clip was made (another process?); not replaced") from None
-        os.replace(tmp, path)
-        return
-    os.unlink(tmp)
-
-
-def _write_file(frames: np.ndarray, path: str, fps: float, kind: str, overwrite: bool = False, note: str = "") -> None:
-    """Encode to a hidden temp file, then put it into place (or copy it to stdout)."""
-    encode: Callable[..., None] = _encode_mp4 if kind == "mp4" else _encode_gif
-    if path == STDIO:
-        fd, tmp = tempfile.mkstemp(prefix=".videopoet.", suffix=f".{kind}")
-        os.close(fd)
-    else:
-        tmp = _new_temp_file(os.path.dirname(os.path.abspath(path)), os.path.basename(path), f".{kind}")
-    try:
-        encode(frames, tmp, fps, note)
-        if path == STDIO:
-            out = sys.stdout.buffer
-            with open(tmp, "rb") as f:
-                shutil.copyfileobj(f, out, 1 << 20)
-            out.flush()
-            os.unlink(tmp)
-        else:
-            _place(tmp, path, overwrite)
-    except BaseException:
-        _remove(tmp)
-        raise
 
 
 # ----------------------------------------------------------------------------- input
@@ -391,47 +345,30 @@ def is_image_path(path: str) -> bool:
     return _suffix(path) in IMAGE_SUFFIXES
 
 
-def _stdin_to_temp() -> tuple[str, str]:
-    """Spool stdin to a temp file whose suffix matches its magic bytes: decoders need a seekable file."""
-    data = sys.stdin.buffer.read()
-    if not data:
-        raise VideoPoetError("stdin is empty: expected an image or video")
-    suffix = _sniff(data[:32])
-    if suffix is None:
-        raise VideoPoetError("stdin is not a recognised image or video (expected MP4, WebM/MKV, GIF, PNG or JPEG)")
-    fd, tmp = tempfile.mkstemp(prefix=".videopoet-stdin.", suffix=suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-    except BaseException:
-        _remove(tmp)
-        raise
-    return tmp, suffix
-
-
-def _open_source(path: str) -> tuple[str, str]:
+def _open_source(path: str, name: str | None = None) -> tuple[str, str]:
     """(suffix to decode as, display name) for a local file, with existence/emptiness/format checks."""
+    name = path if name is None else name
     if not os.path.exists(path):
-        raise VideoPoetError(f"file not found: {path}")
+        raise VideoPoetError(f"file not found: {name}")
     if not os.path.isfile(path):
-        raise VideoPoetError(f"not a file: {path}")
+        raise VideoPoetError(f"not a file: {name}")
     if os.path.getsize(path) == 0:
-        raise VideoPoetError(f"file is empty: {path}")
+        raise VideoPoetError(f"file is empty: {name}")
     suffix = _suffix(path)
     if suffix in VIDEO_SUFFIXES or suffix in IMAGE_SUFFIXES or suffix == GIF_SUFFIX:
-        return suffix, path
-    sniffed = _sniff(_read_head(path))
+        return suffix, name
+    sniffed = sniff(_read_head(path))
     if sniffed is None:
         raise VideoPoetError(
-            f"not a video or image: {path} (accepted: {', '.join(VIDEO_SUFFIXES + (GIF_SUFFIX,) + IMAGE_SUFFIXES)})"
+            f"not a video or image: {name} (accepted: {', '.join(VIDEO_SUFFIXES + (GIF_SUFFIX,) + IMAGE_SUFFIXES)})"
         )
-    return sniffed, path
+    return sniffed, name
 
 
 def _undecodable(path: str, name: str, err: BaseException | str) -> VideoPoetError:
     """One-line error: unknown contents -> "not a video", known magic -> "truncated or corrupt"."""
     try:
-        known = _sniff(_read_head(path)) is not None
+        known = sniff(_read_head(path)) is not None
     except OSError:
         known = False
     if not known:
@@ -675,24 +612,19 @@ def _read_folder(path: str, max_frames: int | None, max_pixels: int, max_bytes: 
 
 
 def read_video(path: str, max_frames: int | None = None, max_pixels: int = 4096 * 4096,
-               max_bytes: int = MAX_BYTES) -> tuple[np.ndarray, float]:
-    """Read a video, GIF, still image, PNG-frame folder or "-" (stdin) as (uint8 (T, H, W, 3), fps).
+               max_bytes: int = MAX_BYTES, name: str | None = None) -> tuple[np.ndarray, float]:
+    """Read a video, GIF, still image or PNG-frame folder as (uint8 (T, H, W, 3), fps).
 
     fps is 0.0 for a still image or a frame folder (no timing). max_frames stops decoding early
     for long inputs; max_pixels bounds one frame (H*W) and max_bytes the decoded video, so a huge
     input fails with InvalidInput instead of exhausting memory. Other failures: VideoPoetError.
+    `name` is how messages name a file (default: `path`; a caller reading a temporary copy names the original).
     """
     if max_frames is not None and max_frames < 1:
         raise ValueError("max_frames must be >= 1")
-    if path == STDIO:
-        tmp, suffix = _stdin_to_temp()
-        try:
-            return _read_source(tmp, "stdin", suffix, max_frames, max_pixels, max_bytes)
-        finally:
-            _remove(tmp)
     if os.path.isdir(path):
         return _read_folder(path, max_frames, max_pixels, max_bytes)
-    suffix, name = _open_source(path)
+    suffix, name = _open_source(path, name)
     return _read_source(path, name, suffix, max_frames, max_pixels, max_bytes)
 
 
@@ -703,17 +635,12 @@ def _read_source(path: str, name: str, suffix: str, max_frames: int | None, max_
     return _read_animated(path, name, suffix, max_frames, max_pixels, max_bytes)
 
 
-def read_image(path: str) -> np.ndarray:
-    """Read one still image (file or "-") as uint8 (H, W, 3). A video is a usage error, not a frame."""
-    if path == STDIO:
-        tmp, suffix = _stdin_to_temp()
-        try:
-            return _read_image_file(tmp, "stdin", suffix)
-        finally:
-            _remove(tmp)
+def read_image(path: str, name: str | None = None) -> np.ndarray:
+    """Read one still image as uint8 (H, W, 3). A video is a usage error, not a frame.
+    `name` is how messages name the file (default: `path`)."""
     if os.path.isdir(path):
-        raise InvalidInput(f"{path} is a folder; give an image")
-    suffix, name = _open_source(path)
+        raise InvalidInput(f"{path if name is None else name} is a folder; give an image")
+    suffix, name = _open_source(path, name)
     return _read_image_file(path, name, suffix)
 
 

@@ -19,6 +19,7 @@ from PIL import Image, ImageSequence
 from typer.testing import CliRunner
 
 from model import video_io as V
+from videopoet_cli.files import output_kind
 from videopoet_cli.main import app
 
 PROMPT = "a red circle moving right"
@@ -140,7 +141,7 @@ def write_clip(path, T=20, H=80, W=100, fps=24):
         x0 = (3 * t) % (W - 20)
         f[H // 3 : H // 3 + 20, x0 : x0 + 20] = (230, 40, 30)
         frames[t] = f
-    V.write_video(frames, str(path), fps, V.output_kind(str(path), None))
+    V.write_video(frames, str(path), fps, output_kind(str(path), None))
     return path
 
 

@@ -4,6 +4,8 @@ Nothing heavy is imported at module level (torch, the model, video_io's codecs):
 answers at once. Every command body runs inside `_guard()`, which turns the project's errors into
 one line on stderr and an exit status: InvalidInput -> 2, VideoPoetError -> 1, Ctrl-C -> 130.
 All validation happens before the model is loaded, so a bad request costs nothing and writes nothing.
+Where files go (paths, `-`, --format, --overwrite, auto-names, atomic placement) is videopoet_cli.files;
+model.video_io only reads and encodes frames.
 """
 
 import json
@@ -22,6 +24,8 @@ import typer.core
 from model.config import DTYPES, MAX_FPS, MAX_FRAMES, MAX_SECONDS
 from model.errors import InvalidInput, InvalidSampling, VideoPoetError
 
+from .files import (STDIO, check_input, display_name, input_stem, make_parent, plan_outputs, read_text,
+                    release_reservations, slug)
 from .guard import Terminated, guard, one_line as _one_line, print_error as _error, print_internal as _internal
 
 __version__ = "0.1.0"
@@ -30,7 +34,6 @@ __version__ = "0.1.0"
 MIN_SIZE, MAX_SIZE = 16, 2048
 MAX_NUM = 64
 MAX_SEED = 2**62
-STDIO = "-"
 
 class _OneLineErrors(typer.core.TyperGroup):
     """The command group: usage errors (unknown option, bad value, missing argument) end as one `error:`
@@ -76,7 +79,7 @@ def _guard() -> Iterator[None]:
         with guard():
             yield
     finally:
-        _release_reservations()
+        release_reservations()
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:
@@ -196,22 +199,6 @@ def _check_text(text: Optional[str], what: str) -> str:
     return text.strip()
 
 
-def _read_text_source(path: str, what: str) -> str:
-    if path == STDIO:
-        return sys.stdin.read()
-    if not os.path.exists(path):
-        raise InvalidInput(f"{what} not found: {path}")
-    if not os.path.isfile(path):
-        raise InvalidInput(f"{what} is not a file: {path}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{what} is not UTF-8 text: {path}") from None
-    except OSError as e:
-        raise VideoPoetError(f"cannot read {what} {path}: {e.strerror or e}") from None
-
-
 def _collect_prompts(prompt: Optional[str], prompts_file: Optional[str]) -> List[str]:
     """PROMPT, or one prompt per line of --prompts-file / stdin (PROMPT or FILE `-`); blank lines skipped."""
     if prompt is not None and prompts_file is not None:
@@ -222,15 +209,10 @@ def _collect_prompts(prompt: Optional[str], prompts_file: Optional[str]) -> List
         return [_check_text(prompt, "the prompt")]
     source = STDIO if prompt == STDIO else prompts_file
     what = "stdin" if source == STDIO else f"prompts file {source}"
-    prompts = [line.strip() for line in _read_text_source(source, "prompts file").splitlines() if line.strip()]
+    prompts = [line.strip() for line in read_text(source, "prompts file").splitlines() if line.strip()]
     if not prompts:
         raise InvalidInput(f"no prompts in {what}")
     return prompts
-
-
-def _check_input_path(path: str) -> None:
-    if path != STDIO and not os.path.exists(path):
-        raise InvalidInput(f"input not found: {path}")
 
 
 def _fmt(x: float) -> str:
@@ -378,63 +360,17 @@ class Run:
 
     # -- checks ------------------------------------------------------------------------------------
     def plan(self, items: List[tuple], default_stem: Callable[[str], str]) -> List[Job]:
-        """Paths for (prompt, variation, extra) items, checked (format, folder, existing file) up front."""
-        from model import video_io as V
-
+        """Paths for (prompt, variation, extra) items, checked (format, folder, existing file) and reserved up
+        front; without -o (or with -o FOLDER/) clips are named <default_stem(prompt)>_seed<N>."""
         n = len(items)
-        out = self.output
+        # <slug>_seed<N>: the name says how to make the clip again
+        stems = [f"{default_stem(prompt)}_seed{self.seed + variation}" for prompt, variation, _ in items]
+        kind, paths = plan_outputs(self.output, self.fmt, self.overwrite, stems)
         jobs: List[Job] = []
-        if out == STDIO:
-            kind = V.output_kind(out, self.fmt)
-            if n > 1:
-                raise InvalidInput(f"stdout takes one clip, but this makes {n}; give -o with a file name or folder")
-            paths = [out]
-        elif out is None or self._is_folder_target():
-            # no -o, or -o FOLDER/: new names made from the prompt (in that folder), never overwriting
-            f = (self.fmt or "mp4").lower().lstrip(".")
-            kind = V.output_kind("x/" if f == "png" else f"x.{f}", self.fmt)
-            ext = "" if kind == "png" else f".{kind}"
-            folder = out or ""
-            if folder and not os.path.isdir(folder):
-                parent = os.path.dirname(os.path.abspath(folder.rstrip("/" + os.sep)))
-                if not os.path.isdir(parent):
-                    raise InvalidInput(f"output folder does not exist: {parent}")
-            taken: set = set()
-            paths = []
-            for prompt, variation, _ in items:  # <slug>_seed<N>: the name says how to make the clip again
-                path = _free_name(os.path.join(folder, f"{default_stem(prompt)}_seed{self.seed + variation}"), ext, taken)
-                taken.add(path)
-                paths.append(path)
-        else:
-            kind = V.output_kind(out, self.fmt)
-            if n == 1:
-                paths = [out]
-            elif kind == "png":
-                V.check_output(out, "png", True)  # parent folder exists, not a file
-                paths = [os.path.join(out, f"clip-{i + 1}") for i in range(n)]
-            else:
-                stem, ext = os.path.splitext(out)
-                paths = [f"{stem}-{i + 1}{ext}" for i in range(n)]
-        for path in paths:
-            parent = os.path.dirname(os.path.abspath(path.rstrip("/" + os.sep) or path))
-            if out not in (None, STDIO) and (kind == "png" and n > 1 or self._is_folder_target()) and not os.path.isdir(parent):
-                continue  # in a folder made later, when the first clip is written
-            V.check_output(path, kind, self.overwrite)
-        for path in paths:
-            if path != STDIO:
-                _reserve(path)
         for i, ((prompt, variation, extra), path) in enumerate(zip(items, paths)):
             label = f"[{i + 1}/{n}] {_short(prompt)}" if n > 1 else _short(prompt)
             jobs.append(Job(prompt, self.seed + variation, path, kind, label, extra))
         return jobs
-
-    def _is_folder_target(self) -> bool:
-        """-o names a folder to put clips in (a trailing / or an existing folder), unless --format png
-        asks for that folder to hold PNG frames."""
-        out = self.output
-        if out in (None, STDIO) or (self.fmt or "").lower().lstrip(".") == "png":
-            return False
-        return out.endswith(("/", os.sep)) or os.path.isdir(out)
 
     # -- running -----------------------------------------------------------------------------------
     def load(self) -> Any:
@@ -512,14 +448,13 @@ class Run:
     def _write(self, vp: Any, job: Job, video: Any, fps: float, n_jobs: int, made_in: float) -> None:
         from model import video_io as V
 
+        from .files import write_video
+
         start = time.perf_counter()
         # a command that pastes its result back at the input's resolution returns uint8 frames
         frames = video if getattr(video, "dtype", None) == "uint8" else V.upscale(V.to_uint8(video), self.size)
-        if job.path != STDIO and self.output is not None:
-            parent = os.path.dirname(os.path.abspath(job.path.rstrip("/" + os.sep)))
-            if (self._is_folder_target() or (job.kind == "png" and n_jobs > 1)) and not os.path.isdir(parent):
-                os.makedirs(parent, exist_ok=True)
-        V.write_video(frames, job.path, fps, job.kind, overwrite=self.overwrite, provenance=self.provenance(vp, job, frames, fps))
+        make_parent(job.path, self.output, self.fmt, job.kind, n_jobs)
+        write_video(frames, job.path, fps, job.kind, overwrite=self.overwrite, provenance=self.provenance(vp, job, frames, fps))
         self.report(vp, job, frames, fps, made_in + time.perf_counter() - start)
 
     def provenance(self, vp: Any, job: Job, frames: Any, fps: float) -> dict:
@@ -595,91 +530,6 @@ def _short(text: str, n: int = 48) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
-def _slug(text: str, max_len: int = 60) -> str:
-    s = re.sub(r"[^\w]+", "-", text.lower()).strip("-_")
-    if len(s) > max_len:
-        cut = s[:max_len]
-        s = cut.rsplit("-", 1)[0] if "-" in cut[max_len // 2 :] else cut
-    return s.strip("-_") or "video"
-
-
-def _free_name(stem: str, ext: str, taken: set) -> str:
-    """stem+ext, or stem-2, stem-3... if that exists, is already planned, or another run is writing it."""
-    name, k = f"{stem}{ext}", 2
-    while os.path.lexists(name) or name in taken or _lock_owner(name) is not None:
-        name, k = f"{stem}-{k}{ext}", k + 1
-    return name
-
-
-def _lock_path(path: str) -> str:
-    target = path.rstrip("/" + os.sep) or path
-    return os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.videopoet-lock")
-
-
-def _lock_owner(path: str) -> Optional[int]:
-    """The live process (not this one) that reserved `path`, if any; stale reservations do not count."""
-    try:
-        with open(_lock_path(path)) as f:
-            pid = int(f.read().strip() or 0)
-    except (OSError, ValueError):
-        return None
-    if pid <= 0 or pid == os.getpid():
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except OSError:
-        pass  # alive, owned by someone else
-    return pid
-
-
-_RESERVED: List[str] = []
-
-
-def _release_reservations() -> None:
-    while _RESERVED:
-        try:
-            os.unlink(_RESERVED.pop())
-        except OSError:
-            pass
-
-
-def _reserve(path: str) -> None:
-    """Claim an output name for this run before any model work (a hidden lock file holding our pid), so
-    a second run aiming at the same name stops at once instead of after its whole generation."""
-    lock = _lock_path(path)
-    if not os.path.isdir(os.path.dirname(os.path.abspath(lock))):
-        return  # a folder made later: nothing to race for yet
-    if not _RESERVED:
-        import atexit
-
-        atexit.register(_release_reservations)
-    tmp = lock + f".{os.getpid()}"
-    try:
-        with open(tmp, "w") as f:
-            f.write(str(os.getpid()))
-        for _ in range(2):
-            try:
-                os.link(tmp, lock)  # exclusive and atomic: a reader sees no lock or a whole one
-                break
-            except FileExistsError:
-                owner = _lock_owner(path)
-                if owner is not None:
-                    raise InvalidInput(f"{path} is being written by another videopoet process (pid {owner}); choose another name") from None
-                os.unlink(lock)  # stale: its process is gone
-        else:
-            return
-    except OSError:
-        return  # cannot reserve here (no hard links, ...): the final no-clobber write still protects the file
-    finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-    _RESERVED.append(lock)
-
-
 def _setup(
     command: str, *, preset: str, checkpoint: Optional[str], device: str, output: Optional[str], fmt: Optional[str],
     threads: Optional[int] = None, dtype: str = "float32",
@@ -723,7 +573,9 @@ def _read_image_input(path: str, preset: Any) -> Any:
     """IMAGE -> float (3, H, W) at the model's size: centre-cropped to a square, resized."""
     from model import video_io as V
 
-    image = V.read_image(path)
+    from .files import read_image
+
+    image = read_image(path)
     frames = V.center_crop_resize(image[None], _model_size(preset))
     return V.from_uint8(frames)[0]
 
@@ -741,13 +593,15 @@ def _read_video_frames(path: str, preset: Any, run: Run, max_seconds: Optional[f
     """INPUT -> uint8 (T, H, W, 3) at its own size, resampled to the preset's fps."""
     from model import video_io as V
 
+    from .files import read_video
+
     max_frames = None
     if max_seconds is not None and path != STDIO and not os.path.isdir(path):
         _, probe_fps = V.read_video(path, max_frames=1)  # the frame rate, to stop decoding early
         if probe_fps > 0:
             max_frames = max(1, round(max_seconds * probe_fps)) + 1
-    frames, fps_in = V.read_video(path, max_frames=max_frames)
-    name = "stdin" if path == STDIO else path
+    frames, fps_in = read_video(path, max_frames=max_frames)
+    name = display_name(path)
     if max_seconds is not None and fps_in > 0:
         keep = max(1, round(max_seconds * fps_in))
         if len(frames) > keep:
@@ -761,14 +615,6 @@ def _read_video_frames(path: str, preset: Any, run: Run, max_seconds: Optional[f
         hint = "trim it first" if run.command == "extend" else "pass --max-seconds to use its start"
         raise InvalidInput(f"{name} lasts {len(frames) / native:.1f} s; at most {MAX_FRAMES / native:g} s can be used ({hint})")
     return frames
-
-
-def _input_stem(path: str, text: str) -> Callable[[str], str]:
-    """Default output names for animate/extend/stylize: <input name>-<prompt>."""
-    if path == STDIO:
-        return lambda _: _slug(text)
-    base = _slug(os.path.splitext(os.path.basename(path.rstrip("/" + os.sep)))[0], 30)
-    return lambda _: f"{base}-{_slug(text, 40)}"
 
 
 # ----------------------------------------------------------------------------- commands
@@ -827,7 +673,7 @@ def generate(
         n_frames = _frame_count(run.preset, seconds, frames, out_fps)
         _frames_note(run, n_frames, out_fps)
         extra = {"then": then_prompts} if then_prompts else {}
-        jobs = run.plan([(p, i, extra) for p in prompts for i in range(num)], _slug)
+        jobs = run.plan([(p, i, extra) for p in prompts for i in range(num)], slug)
 
         def make(vp: Any, job: Job, tick: Any) -> Any:
             return vp.generate(job.prompt, frames=n_frames, fps=out_fps, seed=job.seed, then=then_prompts,
@@ -879,14 +725,14 @@ def animate(
     with _guard():
         _check_timing(seconds, frames, fps)
         text = _check_text(prompt, "the prompt")
-        _check_input_path(image)
+        check_input(image)
         run = _setup("animate", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
                      sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative))
         out_fps = float(fps if fps is not None else run.preset.video.fps)
         n_frames = _frame_count(run.preset, seconds, frames, out_fps)
         _frames_note(run, n_frames, out_fps)
-        jobs = run.plan([(text, i, {"input": image}) for i in range(num)], _input_stem(image, text))
+        jobs = run.plan([(text, i, {"input": image}) for i in range(num)], input_stem(image, text))
         picture = _read_image_input(image, run.preset)
 
         def make(vp: Any, job: Job, tick: Any) -> Any:
@@ -935,14 +781,14 @@ def extend(
     with _guard():
         _check_timing(seconds, None, fps)
         prompts = [_check_text(prompt, "the prompt")] + [_check_text(t, "a --then prompt") for t in (then or [])]
-        _check_input_path(input)
+        check_input(input)
         run = _setup("extend", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
                      sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative))
         native = run.preset.video.fps
         out_fps = float(fps if fps is not None else native)
         extra = {"input": input, "seconds": seconds, **({"then": prompts[1:]} if len(prompts) > 1 else {})}
-        jobs = run.plan([(prompts[0], i, extra) for i in range(num)], _input_stem(input, prompts[0]))
+        jobs = run.plan([(prompts[0], i, extra) for i in range(num)], input_stem(input, prompts[0]))
         video, _ = _read_video_input(input, run.preset, run)
         total = len(video) + round(seconds * native)
         if total > MAX_FRAMES:
@@ -993,12 +839,12 @@ def stylize(
     with _guard():
         text = _check_text(style, "the style")
         _check_max_seconds(max_seconds)
-        _check_input_path(input)
+        check_input(input)
         run = _setup("stylize", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
                      sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative))
         extra = {"input": input, "motion_only": motion_only, **({"max_seconds": max_seconds} if max_seconds else {})}
-        jobs = run.plan([(text, i, extra) for i in range(num)], _input_stem(input, text))
+        jobs = run.plan([(text, i, extra) for i in range(num)], input_stem(input, text))
         video, _ = _read_video_input(input, run.preset, run, max_seconds)
 
         def make(vp: Any, job: Job, tick: Any) -> Any:
@@ -1050,7 +896,7 @@ def _masked_command(
     from model import video_io as V
     from model.masks import check_mask, latent_cells, paste_back, pixel_to_model
 
-    jobs = run.plan([(text, i, extra) for i in range(run.num)], _input_stem(input, text))
+    jobs = run.plan([(text, i, extra) for i in range(run.num)], input_stem(input, text))
     frames = _read_video_frames(input, run.preset, run, max_seconds)
     frames, full_mask, (oy, ox, oh, ow) = build(frames)
     if jobs[0].kind == "mp4" and (oh % 2 or ow % 2):  # H.264 (yuv420p) needs even sizes
@@ -1114,7 +960,7 @@ def inpaint(
             raise InvalidInput("give the region as --box X,Y,W,H or --mask IMAGE (one of them)")
         _check_max_seconds(max_seconds)
         rect = _ints(box, 4, "--box", "X,Y,W,H") if box is not None else None
-        _check_input_path(input)
+        check_input(input)
         run = _setup("inpaint", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=None, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
                      sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative))
@@ -1180,7 +1026,7 @@ def outpaint(
             if not m:
                 raise InvalidInput(f"--to takes WxH in pixels (e.g. 96x96), got {to!r}")
             canvas = (int(m.group(1)), int(m.group(2)))
-        _check_input_path(input)
+        check_input(input)
         run = _setup("outpaint", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=None, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
                      sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative))
@@ -1272,7 +1118,7 @@ def info(
 
         if file == STDIO:
             raise InvalidInput("info reads a file, not stdin")
-        _check_input_path(file)
+        check_input(file)
         p = V.read_provenance(file)
         if p is None:
             raise VideoPoetError(f"{file} carries no videopoet record (not made by videopoet, or re-encoded since)")

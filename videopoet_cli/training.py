@@ -224,11 +224,12 @@ def export_cmd(
         from model.errors import InvalidInput
         from model.pipeline import VideoPoet
 
+        from .files import refuse_existing
+
         types = {"bf16": torch.bfloat16, "fp32": None}
         if dtype not in types:
             raise InvalidInput(f"--dtype must be bf16 or fp32, got {dtype!r}")
-        if out.exists() and not overwrite:
-            raise InvalidInput(f"{out} exists; pass --overwrite to replace it")
+        refuse_existing(out, overwrite)
         vp = VideoPoet.from_pretrained(preset, checkpoint)
         if decoder is not None:
             vp.replace_decoder(decoder)
@@ -267,12 +268,13 @@ def eval_cmd(
         from model.evaluate import TASKS, run_eval
         from model.pipeline import VideoPoet
 
+        from .files import refuse_existing
+
         chosen = tuple(t.strip() for t in tasks.split(",") if t.strip())
         bad = [t for t in chosen if t not in TASKS]
         if bad or not chosen:
             raise InvalidInput(f"--tasks: unknown {bad or '(none)'}; choose from {', '.join(TASKS)}")
-        if out.exists() and not overwrite:
-            raise InvalidInput(f"{out} exists; pass --overwrite to replace it")
+        refuse_existing(out, overwrite)
         if not out.parent.is_dir():
             raise InvalidInput(f"output folder does not exist: {out.parent}")
         vp = VideoPoet.from_pretrained(preset, checkpoint)
