@@ -203,6 +203,36 @@ def render(res: dict) -> str:
         add(f"| `sample` (cached, incl. prefill) | {r['cached_s'] * 1e3:.0f} ms | {r['cached_ms_per_token']:.2f} ms |")
         add("")
 
+    if "compile" in res or failed("compile"):
+        add("## 4b. `torch.compile` of the decode step")
+        add("")
+        if not failed("compile"):
+            add(f"`model.sampling.sample` of 320 tokens with `lm.decode_step` eager or wrapped in `torch.compile(dynamic=True)` "
+                f"(torch {res['compile']['torch']}, {res['compile']['threads']} threads); per token = whole sample / 320.")
+            add("")
+            add("| batch | mode | per token | vs eager | first run (compiles) | same tokens |")
+            add("|---|---|---|---|---|---|")
+            for r in res["compile"]["rows"]:
+                if "error" in r:
+                    add(f"| {r['batch']} | {r['mode']} | failed: {r['error']} | | | |")
+                else:
+                    add(f"| {r['batch']} | {r['mode']} | {f(r['ms_per_token'])} ms | {f(r.get('speedup'), '.2f') + 'x' if 'speedup' in r else '-'} | "
+                        f"{f(r.get('first_run_s'), '.1f') + ' s' if 'first_run_s' in r else '-'} | {('yes' if r['same_tokens'] else 'no') if 'same_tokens' in r else '-'} |")
+            add("")
+    if "threads" in res or failed("threads"):
+        add("## 4c. Threads per phase of the default clip")
+        add("")
+        if not failed("threads"):
+            t = res["threads"]
+            counts = sorted({int(n) for v in t["seconds"].values() for n in v})
+            add(f"Median seconds per phase at each intra-op thread count ({t['cpus']} CPUs in this process's affinity; "
+                f"{t['decoding']} decoding, guidance {t['guidance']:g}).")
+            add("")
+            add("| phase | " + " | ".join(f"{n} thread{'s' if n > 1 else ''}" for n in counts) + " | fastest |")
+            add("|---|" + "---|" * (len(counts) + 1))
+            for phase, v in t["seconds"].items():
+                add(f"| {phase} | " + " | ".join(f"{v.get(n, v.get(str(n))) * 1e3:.1f} ms" for n in counts) + f" | {t['best_threads'][phase]} |")
+            add("")
     add("## 5. End to end, cold process")
     add("")
     if not failed("e2e"):
