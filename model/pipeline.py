@@ -72,7 +72,7 @@ class VideoPoet:
         if checkpoint is None:
             checkpoint = weights_path(preset)
             if checkpoint is None:
-                raise VideoPoetError(f"preset '{preset.name}' ships no weights; pass a checkpoint (--checkpoint FILE)")
+                raise VideoPoetError(f"preset '{preset.name}' ships no weights; give a checkpoint file")
             if not checkpoint.is_file():
                 raise VideoPoetError(f"preset '{preset.name}' names weights that are not installed: {checkpoint}")
         checkpoint = Path(checkpoint)
@@ -103,7 +103,7 @@ class VideoPoet:
 
     def replace_decoder(self, tokenizer_checkpoint: Union[str, Path]) -> None:
         """Take the tokenizer decoder from a tokenizer checkpoint whose encoder is this one's (trained with
-        `--decoder-only`): ids keep their meaning, so the LM stays valid and only the drawing changes.
+        its encoder frozen): ids keep their meaning, so the LM stays valid and only the drawing changes.
         An encoder that differs (beyond bf16 storage rounding) is refused: it would give the LM other ids."""
         path = Path(tokenizer_checkpoint)
         tensors, meta = read_checkpoint(path)
@@ -119,7 +119,7 @@ class VideoPoet:
             a = mine[k].to(v.device)
             if not (torch.equal(a, v) or torch.equal(a.bfloat16(), v.bfloat16())):
                 raise CheckpointError(f"{path}: tensor 'tokenizer.{k}' differs from this model's; only a decoder "
-                                      "trained on the same encoder (--decoder-only) can be swapped in")  # fmt: skip
+                                      "trained on this very encoder (frozen) can be swapped in")  # fmt: skip
         self.tokenizer.decoder.load_state_dict(new.decoder.state_dict())
 
     def save(self, path: Union[str, Path], dtype: Optional[torch.dtype] = None) -> None:

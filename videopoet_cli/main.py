@@ -387,6 +387,8 @@ class Run:
         if dev.type == "mps" and not torch.backends.mps.is_available():
             raise VideoPoetError(f"--device {self.device}: MPS is not available on this machine")
         torch.set_num_threads(cpu_threads(self.threads))
+        if self.checkpoint is None and self.preset.weights is None:
+            raise VideoPoetError(f"preset '{self.preset.name}' ships no weights; pass a checkpoint (--checkpoint FILE)")
         return VideoPoet.from_pretrained(self.preset_arg, checkpoint=self.checkpoint, device=self.device, dtype=self.dtype)
 
     def execute(self, jobs: List[Job], make: Callable[[Any, Job, Any], Any], fps: float, make_batch: Optional[Callable] = None) -> None:

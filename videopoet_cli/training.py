@@ -127,6 +127,8 @@ def train_tokenizer_cmd(
         with StepReporter("tokenizer") as rep:
             r = train_tokenizer(t, clipset.clips, controls, held, out, steps, batch, lr, warmup=warmup, seed=seed, resume=resume,
                                 entropy_anneal=entropy_anneal, init=init, decoder_only=decoder_only, on_progress=rep, log=_log)  # fmt: skip
+        if r.get("stopped"):
+            _log(f"stopped at step {r['step']}: run the same command with --resume to continue")
         _log(f"done: step {r['step']}, held-out PSNR {r.get('psnr_held_out', float('nan')):.2f} dB -> {out / 'tokenizer.safetensors'}")
 
     _run(body)
@@ -198,6 +200,8 @@ def train_lm_cmd(
         with StepReporter("lm") as rep:
             r = train_lm(p, data_path, tokenizer, out, steps, batch, lr, warmup=warmup, seed=seed, resume=resume, init=init,
                          on_progress=rep, log=_log)  # fmt: skip
+        if rank == 0 and r.get("stopped"):
+            _log(f"stopped at step {r['step']}: run the same command with --resume to continue")
         if rank == 0:
             _log(f"done: step {r['step']}, loss {r.get('loss_ema', float('nan')):.3f} -> {Path(out) / 'videopoet.safetensors'}")
 

@@ -88,13 +88,13 @@ def load_clips(spec: str, frames: int, size: int, fps: float, seed: int = 0, log
         try:
             count = int(spec.split(":", 1)[1])
         except ValueError:
-            raise InvalidInput(f"--data {spec!r}: expected world:N with N a whole number") from None
+            raise InvalidInput(f"data source {spec!r}: expected world:N with N a whole number") from None
         if not 1 <= count <= 1_000_000:
-            raise InvalidInput(f"--data {spec!r}: N must be in 1..1000000")
+            raise InvalidInput(f"data source {spec!r}: N must be in 1..1000000")
         return world_clips(count, seed, frames, size)
     path = Path(spec)
     if not path.is_dir():
-        raise InvalidInput(f"--data {spec!r}: not a folder and not world:N")
+        raise InvalidInput(f"data source {spec!r}: not a folder and not world:N")
     return folder_clips(path, frames, size, fps, log)
 
 

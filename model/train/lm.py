@@ -216,5 +216,5 @@ def train_lm(
                 save()
         if d.main and flag.stop:
             save()
-            log(f"stopped at step {step}; resume with --resume")
+            log(f"stopped at step {step}; state saved to {state_path}")
     return {"step": step, "stopped": flag.stop, **metrics}

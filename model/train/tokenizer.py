@@ -134,5 +134,5 @@ def train_tokenizer(
     if d.main and flag.stop:
         save_train_state(state_path, model, opt, step, config, "tokenizer-train")
         save_checkpoint(out_dir / "tokenizer.safetensors", {"tokenizer": model}, {"tokenizer": config}, "tokenizer")
-        log(f"stopped at step {step}; resume with --resume")
+        log(f"stopped at step {step}; state saved to {state_path}")
     return {"step": step, "stopped": flag.stop, **metrics}
