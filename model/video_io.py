@@ -184,12 +184,15 @@ def _encode_mp4(frames: np.ndarray, tmp: str, fps: float, note: str = "") -> Non
         if rc != 0:
             log.seek(0)
             text = log.read().decode(errors="replace").strip()
-            lines = [re.sub(r"^(\[[^\]]*\]\s*)+", "", ln).strip() for ln in text.splitlines() if ln.strip()]
+            lines = _ffmpeg_log_lines(text)
             reason = next((ln for ln in lines if "too large" in ln.lower() or "no space" in ln.lower()), lines[-1] if lines else "")
             if rc < 0:  # killed by a signal: SIGXFSZ is the file-size limit, as a full disk looks to ffmpeg
                 import signal
 
-                name = signal.Signals(-rc).name if -rc in signal.Signals._value2member_map_ else f"signal {-rc}"
+                try:
+                    name = signal.Signals(-rc).name
+                except ValueError:
+                    name = f"signal {-rc}"
                 reason = reason or ("file too large (SIGXFSZ)" if name == "SIGXFSZ" else f"stopped by {name}")
             raise OSError(f"ffmpeg could not encode the video{': ' + reason[:160] if reason else f' (exit status {rc})'}")
 
@@ -384,9 +387,14 @@ _FFMPEG_REASONS = ("moov atom not found", "partial file", "invalid data found", 
                    "could not find codec parameters", "no video stream", "corrupt")
 
 
+def _ffmpeg_log_lines(log: str) -> list[str]:
+    """The non-empty lines of an ffmpeg log without their "[mov @ 0x..]" prefixes."""
+    return [ln for ln in (re.sub(r"^(\[[^\]]*\]\s*)+", "", raw).strip() for raw in log.splitlines()) if ln]
+
+
 def _ffmpeg_reason(log: str) -> str | None:
     """The line of an ffmpeg log that says what is wrong, without its "[mov @ 0x..]" prefix."""
-    lines = [re.sub(r"^(\[[^\]]*\]\s*)+", "", ln).strip() for ln in log.splitlines()]
+    lines = _ffmpeg_log_lines(log)
     for phrase in _FFMPEG_REASONS:
         for ln in lines:
             if phrase in ln.lower():
