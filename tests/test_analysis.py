@@ -168,3 +168,32 @@ def test_psnr():
     assert psnr(a, b) == pytest.approx(10 * np.log10(255.0**2 / (255.0**2 / a.size)))
     with pytest.raises(ValueError):
         psnr(a, a[:1])
+
+
+def test_objects_bounce_off_the_walls():
+    """A clip rendered far past its training length keeps its object in view (it bounces, Moving-MNIST
+    style); training clips never reach a wall; at_wall clips turn back within the clip."""
+    from model.data.world import walls
+
+    rng = np.random.default_rng(3)
+    for motion in ("left", "right", "up", "down"):
+        scene = sample_scene(rng, 17, color="red", shape="circle", motion=motion, allow_held_out=True)
+        long = render(scene, 120, 64)
+        r = read_clip(long)
+        assert all(c is not None for c in r.centroids), motion  # visible in every one of 120 frames
+        axis = 0 if motion in ("left", "right") else 1
+        track = np.array([c[axis] for c in r.centroids])
+        assert np.sign(np.diff(track)).min() < 0 < np.sign(np.diff(track)).max()  # it turned back
+        lo, hi = walls(scene.size)
+        assert all(lo <= scene.center(t)[axis] <= hi for t in range(500))
+    for scene in render_clips(200, 4)[0]:  # training clips: straight lines, no wall within 17 frames
+        axis = 0 if scene.motion in ("left", "right") else 1
+        d = np.diff([scene.center(t)[axis] for t in range(17)])
+        assert (d >= -1e-9).all() or (d <= 1e-9).all()
+    turned = 0
+    for scene in render_clips(50, 4, at_wall=True)[0]:
+        axis = 0 if scene.motion in ("left", "right") else 1
+        d = np.diff([scene.center(t)[axis] for t in range(17)])
+        assert scene.motion != "still"
+        turned += bool((d > 1e-9).any() and (d < -1e-9).any())
+    assert turned >= 45

@@ -192,3 +192,37 @@ def test_train_cli_errors_are_one_line(tmp_path):
     assert r.exit_code == 2 and "not found" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(app, ["train", "tokenizer", "--data", str(tmp_path / "nodir"), "--out", str(tmp_path)])
     assert r.exit_code == 2 and "not a folder" in r.output
+
+
+def test_wall_clips_train_continuation_only(setup, tmp_path):
+    """Clips whose object bounces off a wall feed the continuation task (half its samples) and no other:
+    their captions name the motion before the bounce."""
+    from model.checkpoint import atomic_save, read_checkpoint
+
+    preset, tok_path, _, _, _ = setup
+    t = preset.tokenizer
+    clips = world_clips(6, seed=6, frames=t.frames, size=t.height, wall_clips=4)
+    assert clips.continue_only == 4 and len(clips.clips) == len(clips.captions) == 10
+    tok = VideoTokenizer(t)
+    from model.checkpoint import load_into
+
+    load_into(tok, read_checkpoint(tok_path)[0], "tokenizer", tok_path)
+    path = tmp_path / "walls.safetensors"
+    pretokenize(tok, fake_text, clips.clips, clips.captions, 2, path, log=lambda s: None, continue_only=4)
+    data = TokenData(path, t.tokens_per_latent_frame(), 0.0)
+    flat = data.ids.flatten(1)
+
+    def source(out: torch.Tensor) -> int:
+        (i,) = [i for i in range(len(flat)) if torch.equal(flat[i, -out.shape[0] :], out)]
+        return i
+
+    rng = np.random.default_rng(0)
+    for task in ("t2v", "i2v", "inpaint", "stylize"):
+        assert all(source(o) < 6 for _ in range(5) for o in data.batch(task, 8, rng, "cpu")[1])
+    from_walls = [source(o) >= 6 for _ in range(10) for o in data.batch("continue", 8, rng, "cpu")[1]]
+    assert 0.3 < np.mean(from_walls) < 0.7
+
+    tensors, meta = read_checkpoint(path)  # a data file written before wall clips existed: none of them
+    del meta["continue_only"]
+    atomic_save(tensors, tmp_path / "old.safetensors", meta)
+    assert TokenData(tmp_path / "old.safetensors", t.tokens_per_latent_frame(), 0.0).continue_only == 0

@@ -141,6 +141,7 @@ def train_lm_cmd(
     data: str = typer.Option("world:16000", "--data", help="world:N or a folder with captions.jsonl."),
     data_seed: int = typer.Option(2, "--data-seed"),
     controls: int = typer.Option(4000, "--controls", min=0, help="Clips whose control videos are made (stylize/motion tasks)."),
+    wall_clips: int = typer.Option(4000, "--wall-clips", min=0, help="world:N data only: extra clips whose object bounces off a wall, for the continuation task (so `extend` keeps objects in view)."),
     steps: int = typer.Option(2000, "--steps", min=1),
     batch: int = typer.Option(24, "--batch", min=1),
     lr: float = typer.Option(1.5e-3, "--lr"),
@@ -178,17 +179,21 @@ def train_lm_cmd(
             raise InvalidInput(f"--tokenizer: file not found: {tokenizer}")
         if init is not None and not init.is_file():
             raise InvalidInput(f"--init: file not found: {init}")
-        key = hashlib.sha256(f"{data}|{data_seed}|{controls}|{file_hash(tokenizer)}".encode()).hexdigest()[:10]
+        walls = wall_clips if data.startswith("world:") else 0
+        spec = f"{data}|{data_seed}|{controls}" + (f"|walls={walls}" if walls else "")  # old keys stay valid
+        key = hashlib.sha256(f"{spec}|{file_hash(tokenizer)}".encode()).hexdigest()[:10]
         data_path = Path(out) / f"lm-data-{key}.safetensors"
         rank = int(os.environ.get("RANK", "0"))
         if not data_path.exists() and rank == 0:
-            clipset = load_clips(data, t.frames, t.height, p.video.fps, data_seed, _log)
+            clipset = load_clips(data, t.frames, t.height, p.video.fps, data_seed, _log, wall_clips=walls)
             _log(f"{len(clipset.clips)} clips (skipped: {clipset.skipped or 'none'}); tokenizing once -> {data_path}")
             tok = VideoTokenizer(t)
             tensors, _ = read_checkpoint(tokenizer)
             load_into(tok, tensors, "tokenizer", tokenizer)
             enc = TextEncoder(p.lm.max_text_tokens)
-            pretokenize(tok, enc.encode, clipset.clips, clipset.captions, min(controls, len(clipset.clips)), data_path, log=_log)
+            n_main = len(clipset.clips) - clipset.continue_only
+            pretokenize(tok, enc.encode, clipset.clips, clipset.captions, min(controls, n_main), data_path, log=_log,
+                        continue_only=clipset.continue_only)  # fmt: skip
             del clipset
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             import torch.distributed as dist

@@ -25,13 +25,21 @@ class ClipSet:
     clips: np.ndarray  # uint8 (N, T, H, W, 3)
     captions: list[list[str]]  # per clip, one or more captions (the same count for every clip)
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    continue_only: int = 0  # the last this many clips train the continuation task only (world: at_wall clips)
 
 
-def world_clips(count: int, seed: int, frames: int, size: int, captions_per_clip: int = 3) -> ClipSet:
+def world_clips(count: int, seed: int, frames: int, size: int, captions_per_clip: int = 3, wall_clips: int = 0) -> ClipSet:
+    """`count` clips whose object stays clear of the walls, then `wall_clips` whose object bounces off one
+    (continuation only: their captions name the motion before the bounce)."""
     scenes, clips = world.render_clips(count, seed, frames, size)
     rng = np.random.default_rng([seed, 7])
     caps = [[caption(s, rng, "train") for _ in range(captions_per_clip)] for s in scenes]
-    return ClipSet(clips, caps)
+    if wall_clips:
+        w_scenes, w_clips = world.render_clips(wall_clips, seed + 1_000_003, frames, size, at_wall=True)
+        w_rng = np.random.default_rng([seed, 8])
+        caps += [[caption(s, w_rng, "train") for _ in range(captions_per_clip)] for s in w_scenes]
+        clips = np.concatenate([clips, w_clips])
+    return ClipSet(clips, caps, continue_only=wall_clips)
 
 
 def folder_clips(folder: Path, frames: int, size: int, fps: float, log: Callable[[str], None] = print) -> ClipSet:
@@ -82,8 +90,9 @@ def folder_clips(folder: Path, frames: int, size: int, fps: float, log: Callable
     return ClipSet(np.stack(clips), caps, skipped)
 
 
-def load_clips(spec: str, frames: int, size: int, fps: float, seed: int = 0, log: Callable[[str], None] = print) -> ClipSet:
-    """`world:N` (N procedural clips drawn from `seed`) or a folder path."""
+def load_clips(spec: str, frames: int, size: int, fps: float, seed: int = 0, log: Callable[[str], None] = print,
+               wall_clips: int = 0) -> ClipSet:  # fmt: skip
+    """`world:N` (N procedural clips drawn from `seed`, plus `wall_clips` bouncing ones) or a folder path."""
     if spec.startswith("world:"):
         try:
             count = int(spec.split(":", 1)[1])
@@ -91,7 +100,7 @@ def load_clips(spec: str, frames: int, size: int, fps: float, seed: int = 0, log
             raise InvalidInput(f"data source {spec!r}: expected world:N with N a whole number") from None
         if not 1 <= count <= 1_000_000:
             raise InvalidInput(f"data source {spec!r}: N must be in 1..1000000")
-        return world_clips(count, seed, frames, size)
+        return world_clips(count, seed, frames, size, wall_clips=wall_clips)
     path = Path(spec)
     if not path.is_dir():
         raise InvalidInput(f"data source {spec!r}: not a folder and not world:N")

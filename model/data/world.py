@@ -1,5 +1,9 @@
 """A procedural world of captioned videos: one flat-coloured shape moving on a plain background.
 
+Objects bounce off the frame's walls (as the digits of Moving MNIST do), so a clip continued for any
+length keeps its object in view. A training clip is placed so that it never reaches a wall; the
+continuation task also sees `at_wall` clips, which do.
+
 Everything is deterministic from a seed. Shapes are rendered with 4x supersampling so their edges are
 anti-aliased like real footage (and like what a decoder produces), which keeps the tokenizer honest.
 """
@@ -69,7 +73,22 @@ class Scene:
 
     def center(self, t: int) -> tuple[float, float]:
         dx, dy = _DIRS[self.motion]
-        return self.x0 + dx * self.speed * t, self.y0 + dy * self.speed * t
+        lo, hi = walls(self.size)
+        return _reflect(self.x0 + dx * self.speed * t, lo, hi), _reflect(self.y0 + dy * self.speed * t, lo, hi)
+
+
+def walls(size: float) -> tuple[float, float]:
+    """Range of an object's centre (frame units) inside which it stays in view: it bounces at the ends."""
+    return size + 0.02, 1.0 - size - 0.02
+
+
+def _reflect(p: float, lo: float, hi: float) -> float:
+    """p folded into [lo, hi] as a bouncing point moves: a triangle wave of period 2 (hi - lo)."""
+    span = hi - lo
+    if lo <= p <= hi or span <= 0:
+        return p
+    u = (p - lo) % (2 * span)
+    return lo + (u if u <= span else 2 * span - u)
 
 
 def sample_scene(
@@ -79,8 +98,11 @@ def sample_scene(
     shape: str | None = None,
     motion: str | None = None,
     allow_held_out: bool = False,
+    at_wall: bool = False,
 ) -> Scene:
-    """Draw a scene; attributes given are kept, the rest drawn. Held-out combos are redrawn unless allowed."""
+    """Draw a scene; attributes given are kept, the rest drawn. Held-out combos are redrawn unless allowed.
+    The object stays clear of the walls for `frames` frames, or with at_wall (a moving object) meets one
+    and bounces back within them."""
     while True:
         c = color or COLORS_LIST[rng.integers(len(COLORS_LIST))]
         s = shape or SHAPES[rng.integers(len(SHAPES))]
@@ -95,9 +117,13 @@ def sample_scene(
     speed = float(rng.uniform(0.018, 0.028)) if m != "still" else 0.0
     travel = speed * (frames - 1)
     dx, dy = _DIRS[m]
-    lo, hi = size + 0.02, 1.0 - size - 0.02
+    lo, hi = walls(size)
 
     def start(d: float) -> float:
+        if at_wall and d > 0:
+            return float(rng.uniform(max(lo, hi - travel), hi))
+        if at_wall and d < 0:
+            return float(rng.uniform(lo, min(hi, lo + travel)))
         if d > 0:
             return float(rng.uniform(lo, max(lo, hi - travel)))
         if d < 0:
@@ -156,9 +182,11 @@ def to_tensor_frames(video: np.ndarray):
     return torch.from_numpy(video).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)
 
 
-def render_clips(count: int, seed: int, frames: int = 17, size: int = 64, allow_held_out: bool = False):
-    """(scenes, uint8 clips (N, T, H, W, 3)) drawn deterministically from `seed`."""
+def render_clips(count: int, seed: int, frames: int = 17, size: int = 64, allow_held_out: bool = False, at_wall: bool = False):
+    """(scenes, uint8 clips (N, T, H, W, 3)) drawn deterministically from `seed`; at_wall: moving objects
+    that bounce off a wall within the clip."""
     rng = np.random.default_rng(seed)
-    scenes = [sample_scene(rng, frames, allow_held_out=allow_held_out) for _ in range(count)]
+    pick = (lambda: MOTIONS[:-1][rng.integers(len(MOTIONS) - 1)]) if at_wall else (lambda: None)
+    scenes = [sample_scene(rng, frames, motion=pick(), allow_held_out=allow_held_out, at_wall=at_wall) for _ in range(count)]
     clips = np.stack([render(s, frames, size) for s in scenes]) if scenes else np.zeros((0, frames, size, size, 3), np.uint8)
     return scenes, clips

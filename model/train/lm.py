@@ -29,8 +29,9 @@ from .tokenizer import to_batch
 
 # Text-to-video keeps the largest share: it is the main job and its bars are the hardest. The
 # editing tasks (inpaint/outpaint) are mostly copying with a hidden region to fill, cheaper to learn.
-MIXTURE = {"t2v": 0.38, "t2i": 0.06, "i2v": 0.12, "continue": 0.09, "stylize": 0.09, "motion": 0.08,
-           "inpaint": 0.09, "outpaint": 0.09}  # fmt: skip
+# Continuation has half its samples at a wall (see TokenData), so it gets a little more than before.
+MIXTURE = {"t2v": 0.38, "t2i": 0.06, "i2v": 0.12, "continue": 0.12, "stylize": 0.09, "motion": 0.08,
+           "inpaint": 0.075, "outpaint": 0.075}  # fmt: skip
 
 
 @torch.no_grad()
@@ -43,8 +44,10 @@ def pretokenize(
     path: Path,
     batch: int = 32,
     log=print,
+    continue_only: int = 0,
 ) -> None:
-    """Encode clips, the first n_controls clips' control videos (both kinds) and all captions to `path`."""
+    """Encode clips, the first n_controls clips' control videos (both kinds) and all captions to `path`;
+    the last `continue_only` clips are marked as continuation-only (see TokenData)."""
     device = next(tokenizer.parameters()).device
     tokenizer.eval()
 
@@ -76,11 +79,18 @@ def pretokenize(
         "text_valid": valid.view(len(captions), k, -1),
         "text_pooled": pooled.to(torch.float16).view(len(captions), k, -1),
     }
-    atomic_save(tensors, path, {"format": "videopoet", "format_version": "1", "kind": "lm-data"})
+    meta = {"format": "videopoet", "format_version": "1", "kind": "lm-data", "continue_only": str(continue_only)}
+    atomic_save(tensors, path, meta)
 
 
 class TokenData:
-    """Pre-tokenized clips; `batch(task, B, rng)` lays out one task's training batch."""
+    """Pre-tokenized clips; `batch(task, B, rng)` lays out one task's training batch.
+
+    The last `continue_only` clips (world: objects bouncing off a wall) serve the continuation task
+    alone, for WALL_SHARE of its samples: their captions name the motion before the bounce, which would
+    teach text-to-video the wrong thing, but continuing a clip must learn what a wall does."""
+
+    WALL_SHARE = 0.5
 
     def __init__(self, path: Path, tokens_per_frame: int, text_dropout: float):
         t, meta = read_checkpoint(path)
@@ -92,13 +102,21 @@ class TokenData:
         self.states, self.valid, self.pooled = t["text_states"], t["text_valid"], t["text_pooled"]
         self.tpf = tokens_per_frame
         self.text_dropout = text_dropout
+        self.continue_only = int(meta.get("continue_only", "0"))  # files written before: none
+        if not 0 <= self.continue_only < len(self.ids):
+            raise CheckpointError(f"{path}: continue_only {self.continue_only} out of range for {len(self.ids)} clips")
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def batch(self, task: str, B: int, rng: np.random.Generator, device) -> tuple[tasks.Sequence, torch.Tensor]:
-        n_pool = len(self.style) if task in ("stylize", "motion") else len(self.ids)
-        idx = torch.from_numpy(rng.integers(n_pool, size=B))
+        n_main = len(self.ids) - self.continue_only
+        n_pool = len(self.style) if task in ("stylize", "motion") else n_main
+        idx = rng.integers(n_pool, size=B)
+        if task == "continue" and self.continue_only:
+            wall = rng.random(B) < self.WALL_SHARE
+            idx = np.where(wall, n_main + rng.integers(self.continue_only, size=B), idx)
+        idx = torch.from_numpy(idx)
         cap = torch.from_numpy(rng.integers(self.states.shape[1], size=B))
         states = self.states[idx, cap].float()
         valid = self.valid[idx, cap]
