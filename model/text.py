@@ -10,7 +10,6 @@ start, which is most of what a user waits for in a 2-second clip. A test checks 
 from __future__ import annotations
 
 import json
-import math
 from functools import lru_cache
 from pathlib import Path
 

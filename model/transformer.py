@@ -78,10 +78,17 @@ def positions_3d(seq: Sequence, n: int, grid: tuple[int, int]) -> torch.Tensor:
     return pos
 
 
+def full_width(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(S, hd/2) tables -> (S, hd) tables for apply_rope: [cos, cos] and [-sin, sin]."""
+    return torch.cat([cos, cos], -1), torch.cat([-sin, sin], -1)
+
+
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x: (..., S, hd); cos/sin: (S, hd/2). Rotates pairs (first half, second half)."""
-    x1, x2 = x.float().chunk(2, dim=-1)
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).type_as(x)
+    """x: (..., S, hd); cos/sin: (S, hd) from full_width. Rotates pairs (first half, second half):
+    x * [cos, cos] + [x2, x1] * [-sin, sin], three kernels (a step is a few hundred small ops, so
+    the count is what costs)."""
+    xf = x.float()
+    return torch.addcmul(xf * cos, xf.roll(x.shape[-1] // 2, -1), sin).type_as(x)
 
 
 class KVCache:
@@ -92,52 +99,63 @@ class KVCache:
         shape = (cfg.n_layers, batch, cfg.n_heads, max_len, hd)
         self.k = torch.zeros(shape, device=device, dtype=dtype)
         self.v = torch.zeros(shape, device=device, dtype=dtype)
+        self.layers = [(self.k[i], self.v[i]) for i in range(cfg.n_layers)]  # per-layer views, made once
         self.key_valid = torch.zeros(batch, max_len, dtype=torch.bool, device=device)
         self.max_len = max_len
         self.cos = self.sin = torch.empty(0)  # rotary tables of the sequence, set by prefill
+        self.bias = torch.empty(0)  # (B, 1, 1, max_len) additive mask of key_valid (0 / -inf), set by prefill
 
 
 class Attention(nn.Module):
+    """Fused q/k/v projection (q, k, v stacked, heads inside each) and the output projection."""
+
     def __init__(self, cfg: LMConfig):
         super().__init__()
         self.n_heads, self.head_dim = cfg.n_heads, cfg.dim // cfg.n_heads
         self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim, bias=False)
         self.out = nn.Linear(cfg.dim, cfg.dim, bias=False)
 
-    def forward(self, x, cos, sin, mask, cache: KVCache | None = None, layer: int = 0, start: int = 0):
-        B, S, D = x.shape
-        qkv = self.qkv(x).view(B, S, 3, self.n_heads, self.head_dim).transpose(1, 3)  # (B, H, 3, S, hd)
-        qk = apply_rope(qkv[:, :, :2], cos, sin)  # q and k rotated in one call
-        q, k, v = qk[:, :, 0], qk[:, :, 1], qkv[:, :, 2]
-        if cache is not None:  # write this chunk at [start, start+S); attend over the filled part only
-            end = start + S
-            cache.k[layer, :, :, start:end] = k
-            cache.v[layer, :, :, start:end] = v
-            k, v = cache.k[layer, :, :, :end], cache.v[layer, :, :, :end]
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.out(y.transpose(1, 2).reshape(B, S, D))
-
 
 class SwiGLU(nn.Module):
+    """Fused gate/up projection (w13) and the down projection (w2)."""
+
     def __init__(self, cfg: LMConfig):
         super().__init__()
         self.w13 = nn.Linear(cfg.dim, 2 * cfg.mlp_hidden, bias=False)
         self.w2 = nn.Linear(cfg.mlp_hidden, cfg.dim, bias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = self.w13(x).chunk(2, dim=-1)
-        return self.w2(F.silu(a) * b)
-
 
 class Block(nn.Module):
+    """x + attention(norm(x)), then + SwiGLU(norm(x)). Written as one function of the weights, not as calls
+    into submodules: a decode step is a few hundred small ops, and per-call overhead, not arithmetic, is
+    what it costs (one path for training, prefill, decode steps and Jacobi chunks)."""
+
     def __init__(self, cfg: LMConfig):
         super().__init__()
         self.n1, self.attn = RMSNorm(cfg.dim), Attention(cfg)
         self.n2, self.mlp = RMSNorm(cfg.dim), SwiGLU(cfg)
 
-    def forward(self, x, cos, sin, mask, cache=None, layer=0, start=0):
-        x = x + self.attn(self.n1(x), cos, sin, mask, cache, layer, start)
-        return x + self.mlp(self.n2(x))
+    def forward(self, x, cos, sin, mask, cache: KVCache | None = None, layer: int = 0, start: int = 0):
+        """x (B, S, D) at positions start..start+S-1, or (B, D): one token (a decode step, fewer reshapes);
+        with a cache, this layer's keys/values are written at [start, start+S) and the attention reads the
+        filled part [0, start+S)."""
+        one = x.dim() == 2
+        B, S, D = (x.shape[0], 1, x.shape[1]) if one else x.shape
+        H, hd, eps = self.attn.n_heads, self.attn.head_dim, self.n1.eps
+        qkv = F.linear(F.rms_norm(x, (D,), self.n1.weight, eps), self.attn.qkv.weight)
+        qkv = qkv.view(B, 3 * H, 1, hd) if one else qkv.view(B, S, 3 * H, hd).transpose(1, 2)  # (B, 3H, S, hd)
+        qk = apply_rope(qkv[:, : 2 * H], cos, sin)  # q and k rotated in one call
+        q, k, v = qk[:, :H], qk[:, H:], qkv[:, 2 * H :]
+        if cache is not None:
+            kc, vc = cache.layers[layer]
+            kc.narrow(2, start, S).copy_(k)
+            vc.narrow(2, start, S).copy_(v)
+            k, v = kc.narrow(2, 0, start + S), vc.narrow(2, 0, start + S)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        y = y.view(B, D) if one else y.transpose(1, 2).reshape(B, S, D)
+        x = x + F.linear(y, self.attn.out.weight)
+        a, b = F.linear(F.rms_norm(x, (D,), self.n2.weight, eps), self.mlp.w13.weight).chunk(2, dim=-1)
+        return x + F.linear(F.silu(a) * b, self.mlp.w2.weight)
 
 
 def prefix_lm_mask(key_valid: torch.Tensor, prefix_len: int, q_start: int = 0, n_q: int | None = None) -> torch.Tensor:
@@ -201,13 +219,13 @@ class PrefixLM(nn.Module):
             nn.init.normal_(m.weight, std=0.02)
 
     def rope(self, seq: Sequence, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """cos, sin (n, hd/2) for the first n positions of seq's layout."""
+        """cos, sin (n, hd) (full_width) for the first n positions of seq's layout."""
         hd, device = self.cfg.dim // self.cfg.n_heads, seq.tokens.device
         if self.cfg.rope == "3d":
-            return rope_tables_3d(positions_3d(seq, n, self.grid), hd, self.cfg.rope_base)
+            return full_width(*rope_tables_3d(positions_3d(seq, n, self.grid), hd, self.cfg.rope_base))
         if self._rope_len < n or self._cos.device != device:
             n2 = max(n, 1024)
-            self._cos, self._sin = rope_tables(n2, hd, self.cfg.rope_base, device)
+            self._cos, self._sin = full_width(*rope_tables(n2, hd, self.cfg.rope_base, device))
             self._rope_len = n2
         return self._cos[:n], self._sin[:n]
 
@@ -247,6 +265,7 @@ class PrefixLM(nn.Module):
         x = self.embed_sequence(seq, S)
         cache.key_valid[:, :S] = seq.key_valid()[:, :S]
         cache.key_valid[:, S:] = True  # output positions: valid once written, and only those <= pos are read
+        cache.bias = torch.zeros(cache.key_valid.shape, device=x.device).masked_fill_(~cache.key_valid, float("-inf"))[:, None, None]
         mask = prefix_lm_mask(cache.key_valid[:, :S], seq.prefix_len)
         cache.cos, cache.sin = self.rope(seq, cache.max_len)
         h = self._run(x, mask, 0, cache.cos[:S], cache.sin[:S], cache)
@@ -261,8 +280,8 @@ class PrefixLM(nn.Module):
 
     def decode_step(self, token: torch.Tensor, pos: int, cache: KVCache) -> torch.Tensor:
         """Feed one visual id (B,) at position pos; return logits (B, V) for the next one."""
-        x = self.embed(token[:, None] + N_SPECIAL)
-        # a new output token sees every valid key up to itself (the prefix is all before it): a view, no compute
-        mask = cache.key_valid[:, None, None, : pos + 1]
-        h = self._run(x, mask, pos, cache.cos[pos : pos + 1], cache.sin[pos : pos + 1], cache)
-        return self.head(h[:, -1])
+        x = F.embedding(token + N_SPECIAL, self.embed.weight)  # (B, D): the blocks' one-token form
+        # a new output token sees every valid key up to itself (the prefix is all before it): a slice of the
+        # additive mask made at prefill (a bool mask is converted in every layer, two more ops each)
+        mask = cache.bias[:, :, :, : pos + 1].to(x.dtype)
+        return F.linear(self._run(x, mask, pos, cache.cos[pos : pos + 1], cache.sin[pos : pos + 1], cache), self.head.weight)

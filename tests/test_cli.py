@@ -15,140 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageSequence
-from typer.testing import CliRunner
+from PIL import Image
 
 from model import video_io as V
-from videopoet_cli.files import output_kind
-from videopoet_cli.main import app
-
-PROMPT = "a red circle moving right"
-SLUG = "a-red-circle-moving-right"
-
-
-# ----------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_thread():
-    import torch
-
-    torch.set_num_threads(1)  # a training job shares the CPU: one thread is faster than two fighting
-    yield
-
-
-@pytest.fixture(scope="session")
-def ckpt_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("checkpoints")
-
-
-@pytest.fixture(scope="session")
-def tiny_ckpt(ckpt_dir):
-    from model.pipeline import VideoPoet
-
-    path = ckpt_dir / "tiny-random.safetensors"
-    VideoPoet.random("tiny", seed=0).save(path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def micro(ckpt_dir):
-    """(preset YAML, checkpoint) of a much smaller shape than tiny: fast mechanics tests."""
-    from model.config import load_preset, presets_dir
-    from model.pipeline import VideoPoet
-
-    text = (presets_dir() / "tiny.yaml").read_text()
-    for pattern, repl in [
-        (r"(?m)^name: .*$", "name: micro"),
-        (r"(?m)^weights: .*$", "weights: null"),
-        (r"(?m)^(\s+)channels: .*$", r"\1channels: [8, 16]"),
-        (r"(?m)^(\s+)bits: .*$", r"\1bits: 6"),
-        (r"(?m)^(\s+)dim: .*$", r"\1dim: 32"),
-        (r"(?m)^(\s+)n_layers: .*$", r"\1n_layers: 1"),
-        (r"(?m)^(\s+)n_heads: .*$", r"\1n_heads: 2"),
-        (r"(?m)^(\s+)mlp_hidden: .*$", r"\1mlp_hidden: 64"),
-    ]:
-        text, n = re.subn(pattern, repl, text)
-        assert n == 1, pattern
-    yaml_path = ckpt_dir / "micro.yaml"
-    yaml_path.write_text(text)
-    preset = load_preset(str(yaml_path))
-    assert (preset.name, preset.tokenizer.bits, preset.lm.dim, preset.weights) == ("micro", 6, 32, None)
-    ckpt = ckpt_dir / "micro.safetensors"
-    VideoPoet.random(preset, seed=0).save(ckpt)
-    return yaml_path, ckpt
-
-
-@pytest.fixture
-def cwd(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
-
-
-def cli(*args, input=None, env=None):
-    return CliRunner().invoke(app, [str(a) for a in args], input=input, env=env)
-
-
-def M(micro):
-    """Options selecting the micro model."""
-    return ["--preset", str(micro[0]), "--checkpoint", str(micro[1])]
-
-
-def ok(result):
-    assert result.exit_code == 0, f"exit {result.exit_code}\nstderr: {result.stderr}\nexc: {result.exception!r}"
-    return result
-
-
-def read_back(path):
-    """(uint8 frames (T, H, W, 3), fps) with imageio / Pillow, independently of video_io."""
-    import imageio.v2 as iio
-
-    path = Path(path)
-    if path.is_dir():
-        names = sorted(p for p in path.iterdir() if p.suffix == ".png")
-        return np.stack([np.asarray(Image.open(p).convert("RGB")) for p in names]), None
-    if path.suffix == ".gif":
-        with Image.open(path) as im:
-            delays = []
-            frames = []
-            for f in ImageSequence.Iterator(im):
-                delays.append(f.info.get("duration"))
-                frames.append(np.asarray(f.convert("RGB")))
-        assert len(iio.mimread(path)) == len(frames)  # imageio agrees on the count
-        return np.stack(frames), 1000.0 / delays[0]
-    reader = iio.get_reader(path, format="FFMPEG")
-    try:
-        fps = reader.get_meta_data()["fps"]
-        frames = np.stack([np.asarray(f) for f in reader])
-    finally:
-        reader.close()
-    return frames, fps
-
-
-def snapshot(folder):
-    return sorted(str(p.relative_to(folder)) for p in Path(folder).rglob("*"))
-
-
-def error_lines(text):
-    return [ln for ln in text.splitlines() if "error" in ln.lower()]
-
-
-def write_clip(path, T=20, H=80, W=100, fps=24):
-    y, x = np.mgrid[0:H, 0:W]
-    frames = np.empty((T, H, W, 3), np.uint8)
-    for t in range(T):
-        f = np.stack([x * 2 % 256, y * 3 % 256, np.full_like(x, 90)], -1)
-        x0 = (3 * t) % (W - 20)
-        f[H // 3 : H // 3 + 20, x0 : x0 + 20] = (230, 40, 30)
-        frames[t] = f
-    V.write_video(frames, str(path), fps, output_kind(str(path), None))
-    return path
-
-
-def write_png(path, H=80, W=100):
-    rng = np.random.default_rng(0)
-    Image.fromarray(rng.integers(0, 255, (H, W, 3), dtype=np.uint8)).save(path)
-    return path
+from cli_helpers import PROMPT, SLUG, M, assert_one_error, cli, ok, read_back, snapshot, write_clip, write_png
 
 
 # ----------------------------------------------------------------------------- subprocess: the real entry points
@@ -404,16 +274,6 @@ def no_model(monkeypatch):
         raise AssertionError("the model was loaded before validation finished")
 
     monkeypatch.setattr(VideoPoet, "from_pretrained", classmethod(refuse))
-
-
-def assert_one_error(r, code, *needles):
-    assert r.exit_code == code, f"exit {r.exit_code}, stderr: {r.stderr}"
-    errs = error_lines(r.stderr)
-    assert len(errs) == 1, r.stderr
-    assert "Traceback" not in r.output
-    for n in needles:
-        assert n.lower() in errs[0].lower(), errs[0]
-    assert r.stdout == ""
 
 
 BAD_GENERATE = [

@@ -15,12 +15,7 @@ from model import tasks
 from model.errors import InvalidInput
 from model.masks import box_mask, check_mask, draw_inpaint, draw_outpaint, feather, latent_cells, paste_back, pixel_to_model
 
-from test_cli import M, ckpt_dir, cli, cwd, micro, ok, read_back, write_clip  # noqa: F401  (fixtures)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    torch.set_num_threads(1)
+from cli_helpers import M, cli, ok, read_back, write_clip
 
 
 def _text(B=2, Lt=4, d=8):
@@ -91,7 +86,7 @@ def test_training_batches_hide_cells(tmp_path):
             self.ids = torch.randint(0, 64, (6, 5, 8, 8))
             self.style = self.motion = self.ids
             self.states, self.valid, self.pooled = torch.zeros(6, 2, 4, 8), torch.ones(6, 2, 4, dtype=torch.bool), torch.zeros(6, 2, 8)
-            self.tpf, self.text_dropout = 64, 0.0
+            self.tpf, self.text_dropout, self.continue_only = 64, 0.0, 0
 
     rng = np.random.default_rng(1)
     for task in ("inpaint", "outpaint"):
@@ -154,7 +149,6 @@ def test_paste_back_keeps_the_input_outside():
     out = paste_back(full, made, cells)
     assert out.shape == full.shape
     assert (out[:, :, :10] == full[:, :, :10]).all()  # outside the centre square: untouched
-    side = 80
     assert (out[:, 0:20, 10:30] == 255).all()  # the hidden cells (2 of 8 cells of an 80-px square)
     assert (out[:, 40:, 60:] == full[:, 40:, 60:]).all()
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_cli import M, PROMPT, assert_one_error, ckpt_dir, cli, cwd, micro, ok, read_back, snapshot, write_clip  # noqa: F401
+from cli_helpers import M, PROMPT, assert_one_error, cli, ok, read_back, snapshot, write_clip
 
 # every command that takes an input file, with the options that make it valid otherwise
 VIDEO_COMMANDS = {

@@ -7,21 +7,13 @@ valid output file, or a non-zero exit with one `error:` line and no output file.
 import os
 import socket
 
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from test_cli import M, ckpt_dir, cli, micro, read_back  # noqa: F401  (fixtures)
+from cli_helpers import M, cli, read_back
 
 FUZZ = settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def _check(result, out):

@@ -13,7 +13,6 @@ import os
 import re
 import sys
 import time
-import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Callable, Iterator, List, Optional

@@ -141,7 +141,7 @@ def train_lm_cmd(
     data: str = typer.Option("world:16000", "--data", help="world:N or a folder with captions.jsonl."),
     data_seed: int = typer.Option(2, "--data-seed"),
     controls: int = typer.Option(4000, "--controls", min=0, help="Clips whose control videos are made (stylize/motion tasks)."),
-    wall_clips: int = typer.Option(4000, "--wall-clips", min=0, help="world:N data only: extra clips whose object bounces off a wall, for the continuation task (so `extend` keeps objects in view)."),
+    wall_clips: Optional[int] = typer.Option(None, "--wall-clips", min=0, help="world:N data only: extra clips whose object bounces off a wall, for the continuation task (so `extend` keeps objects in view); default N/4, 0 for none."),
     steps: int = typer.Option(2000, "--steps", min=1),
     batch: int = typer.Option(24, "--batch", min=1),
     lr: float = typer.Option(1.5e-3, "--lr"),
@@ -162,8 +162,6 @@ def train_lm_cmd(
         import hashlib
         import os
 
-        import torch
-
         from model.checkpoint import file_hash, load_into, read_checkpoint
         from model.config import load_preset
         from model.data.sources import load_clips
@@ -179,7 +177,10 @@ def train_lm_cmd(
             raise InvalidInput(f"--tokenizer: file not found: {tokenizer}")
         if init is not None and not init.is_file():
             raise InvalidInput(f"--init: file not found: {init}")
-        walls = wall_clips if data.startswith("world:") else 0
+        walls = 0
+        if data.startswith("world:"):
+            n = data.split(":", 1)[1]
+            walls = wall_clips if wall_clips is not None else (int(n) // 4 if n.isdigit() else 0)
         spec = f"{data}|{data_seed}|{controls}" + (f"|walls={walls}" if walls else "")  # old keys stay valid
         key = hashlib.sha256(f"{spec}|{file_hash(tokenizer)}".encode()).hexdigest()[:10]
         data_path = Path(out) / f"lm-data-{key}.safetensors"
