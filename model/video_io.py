@@ -26,7 +26,7 @@ import re
 import tempfile
 import secrets
 import shutil
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -315,19 +315,29 @@ def write_video(frames: np.ndarray, path: str, fps: float, kind: str, overwrite:
     target = path.rstrip("/" + os.sep) or path
     if not overwrite and os.path.lexists(target) and not (kind == "png" and os.path.isdir(target) and not os.listdir(target)):
         raise InvalidInput(f"{path} exists; not replaced (overwrite is off)")
-    try:
-        tmp = new_temp_path(target, "" if kind == "png" else f".{kind}", folder=kind == "png")
-    except OSError as e:
-        raise VideoPoetError(f"could not write {path}: {_short_reason(e)}") from e
-    try:
-        encode_video(frames, tmp, fps, kind, provenance, name=path)
+
+    def place(tmp: str, target: str) -> None:
         if kind == "png" and os.path.isdir(target):
             move_frames(tmp, target)
         else:
             os.replace(tmp, target)
+
+    try:
+        encode_then_place(frames, path, fps, kind, provenance, place)
     except OSError as e:
-        remove_path(tmp)
         raise VideoPoetError(f"could not write {path}: {_short_reason(e)}") from e
+
+
+def encode_then_place(frames: np.ndarray, path: str, fps: float, kind: str, provenance: dict | None,
+                      place: Callable[[str, str], None]) -> None:  # fmt: skip
+    """Encode under a hidden temporary name next to `path` (a folder for "png"), then `place(tmp, target)`
+    puts it there; on any failure, Ctrl-C included, the temporary is removed and the exception goes on.
+    The one mechanism behind write_video and the command line's no-clobber writes (their `place` differ)."""
+    target = path.rstrip("/" + os.sep) or path
+    tmp = new_temp_path(target, "" if kind == "png" else f".{kind}", folder=kind == "png")
+    try:
+        encode_video(frames, tmp, fps, kind, provenance, name=path)
+        place(tmp, target)
     except BaseException:
         remove_path(tmp)
         raise

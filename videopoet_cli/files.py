@@ -220,16 +220,10 @@ def write_video(frames: Any, path: str, fps: float, kind: str, overwrite: bool =
 
 def _write_file(frames: Any, path: str, fps: float, kind: str, overwrite: bool,
                 provenance: Optional[dict]) -> None:
-    """Encode to a hidden temp file next to `path`, then put it into place."""
+    """Encode to a hidden temp file next to `path`, then put it into place (_place: no clobbering)."""
     from model import video_io as V
 
-    tmp = V.new_temp_path(path, f".{kind}")
-    try:
-        V.encode_video(frames, tmp, fps, kind, provenance, name=path)
-        _place(tmp, path, overwrite)
-    except BaseException:
-        V.remove_path(tmp)
-        raise
+    V.encode_then_place(frames, path, fps, kind, provenance, lambda tmp, target: _place(tmp, target, overwrite))
 
 
 def _write_stdout(frames: Any, fps: float, kind: str, provenance: Optional[dict]) -> None:
@@ -253,18 +247,14 @@ def _write_png_folder(frames: Any, path: str, overwrite: bool, provenance: Optio
     those of an existing folder one by one (checked again: it may have filled up meanwhile)."""
     from model import video_io as V
 
-    target = path.rstrip("/" + os.sep) or path
-    tmp = V.new_temp_path(target, folder=True)
-    try:
-        V.encode_video(frames, tmp, 0.0, "png", provenance, name=path)
+    def place(tmp: str, target: str) -> None:
         if not os.path.isdir(target):
             os.rename(tmp, target)
             return
         check_output(path, "png", overwrite)
         V.move_frames(tmp, target)
-    except BaseException:
-        V.remove_path(tmp)
-        raise
+
+    V.encode_then_place(frames, path, 0.0, "png", provenance, place)
 
 
 def _place(tmp: str, path: str, overwrite: bool) -> None:
