@@ -191,6 +191,10 @@ def test_train_cli_errors_are_one_line(tmp_path):
     assert r.exit_code == 2 and "not found" in r.output and "Traceback" not in r.output
     r = CliRunner().invoke(app, ["train", "tokenizer", "--data", str(tmp_path / "nodir"), "--out", str(tmp_path)])
     assert r.exit_code == 2 and "not a folder" in r.output
+    (tmp_path / "tok.safetensors").write_bytes(b"x")
+    r = CliRunner().invoke(app, ["train", "lm", "--tokenizer", str(tmp_path / "tok.safetensors"), "--data", str(tmp_path),
+                                 "--wall-clips", "5", "--out", str(tmp_path)])  # fmt: skip
+    assert r.exit_code == 2 and "--wall-clips" in r.output and "Traceback" not in r.output
 
 
 def test_wall_clips_train_continuation_only(setup, tmp_path):

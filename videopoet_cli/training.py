@@ -181,6 +181,8 @@ def train_lm_cmd(
         if data.startswith("world:"):
             n = data.split(":", 1)[1]
             walls = wall_clips if wall_clips is not None else (int(n) // 4 if n.isdigit() else 0)
+        elif wall_clips:
+            raise InvalidInput("--wall-clips: wall clips come from the procedural world (--data world:N), not a folder")
         spec = f"{data}|{data_seed}|{controls}" + (f"|walls={walls}" if walls else "")  # old keys stay valid
         key = hashlib.sha256(f"{spec}|{file_hash(tokenizer)}".encode()).hexdigest()[:10]
         data_path = Path(out) / f"lm-data-{key}.safetensors"
