@@ -16,13 +16,28 @@ import common
 from common import PROMPT, ROOT, check_ok, child_env, cli_path, median, run_measured
 
 
+def generate_cmd(ckpt: Path, out: Path, *extra: str) -> list[str]:
+    """The installed `videopoet generate` of the README's first prompt, written to `out`."""
+    return [str(cli_path()), "generate", PROMPT, "-o", str(out), "--overwrite", "--checkpoint", str(ckpt), *extra]
+
+
+def timed_runs(cmd: list[str], reps: int, work: Path, what: str) -> list[dict]:
+    """`reps` cold runs of cmd in `work`, each a new process (wall time and its own peak RSS)."""
+    env = child_env()
+    return [check_ok(run_measured(cmd, env=env, cwd=work), what) for _ in range(reps)]
+
+
+def workdir(tmp: Path, name: str) -> Path:
+    work = tmp / name
+    work.mkdir(exist_ok=True)
+    return work
+
+
 # ------------------------------------------------------------------------------------------------ 5. end to end
 
 
 def bench_e2e(ckpt: Path, reps: int, tmp: Path) -> dict:
-    exe = str(cli_path())
-    work = tmp / "e2e"
-    work.mkdir(exist_ok=True)
+    work = workdir(tmp, "e2e")
     env = child_env()
     r: dict[str, Any] = {}
 
@@ -35,9 +50,9 @@ def bench_e2e(ckpt: Path, reps: int, tmp: Path) -> dict:
     data["interpreter_and_exit_s"] = b["wall_s"] - data["in_script_s"]
     r["breakdown"] = data
 
-    cmd = [exe, "generate", PROMPT, "-o", str(work / "x.mp4"), "--overwrite", "--checkpoint", str(ckpt)]
+    cmd = generate_cmd(ckpt, work / "x.mp4")
     r["command"] = shlex.join(["videopoet", *cmd[1:]])
-    runs = [check_ok(run_measured(cmd, env=env, cwd=work), "videopoet generate") for _ in range(reps)]
+    runs = timed_runs(cmd, reps, work, "videopoet generate")
     r["wall_all_s"] = [x["wall_s"] for x in runs]
     r["maxrss_all_mb"] = [x["maxrss_mb"] for x in runs]
     r["wall_s"] = median(r["wall_all_s"])
@@ -50,14 +65,10 @@ def bench_e2e(ckpt: Path, reps: int, tmp: Path) -> dict:
 
 
 def bench_scaling(ckpt: Path, reps: int, tmp: Path) -> dict:
-    exe = str(cli_path())
-    work = tmp / "scaling"
-    work.mkdir(exist_ok=True)
-    env = child_env()
+    work = workdir(tmp, "scaling")
     r: dict[str, Any] = {"rows": []}
     for secs in (2, 10):
-        cmd = [exe, "generate", PROMPT, "-o", str(work / f"s{secs}.mp4"), "--overwrite", "--checkpoint", str(ckpt), "--seconds", str(secs)]
-        runs = [check_ok(run_measured(cmd, env=env, cwd=work), f"generate --seconds {secs}") for _ in range(reps)]
+        runs = timed_runs(generate_cmd(ckpt, work / f"s{secs}.mp4", "--seconds", str(secs)), reps, work, f"generate --seconds {secs}")
         r["rows"].append({"seconds": secs, "wall_s": median([x["wall_s"] for x in runs]), "wall_all_s": [x["wall_s"] for x in runs],
                           "maxrss_mb": max(x["maxrss_mb"] for x in runs)})  # fmt: skip
     r["ratio"] = r["rows"][1]["wall_s"] / r["rows"][0]["wall_s"]
@@ -69,14 +80,10 @@ def bench_scaling(ckpt: Path, reps: int, tmp: Path) -> dict:
 
 def bench_batch(ckpt: Path, reps: int, tmp: Path) -> dict:
     """Clips per second of `generate --num N` (one batched sampling call) for N = 1, 2, 4, 8."""
-    exe = str(cli_path())
-    work = tmp / "batch"
-    work.mkdir(exist_ok=True)
-    env = child_env()
+    work = workdir(tmp, "batch")
     r: dict[str, Any] = {"rows": []}
     for n in (1, 2, 4, 8):
-        cmd = [exe, "generate", PROMPT, "-o", str(work / f"n{n}.mp4"), "--overwrite", "--checkpoint", str(ckpt), "--num", str(n)]
-        runs = [check_ok(run_measured(cmd, env=env, cwd=work), f"generate --num {n}") for _ in range(reps)]
+        runs = timed_runs(generate_cmd(ckpt, work / f"n{n}.mp4", "--num", str(n)), reps, work, f"generate --num {n}")
         wall = median([x["wall_s"] for x in runs])
         r["rows"].append({"num": n, "wall_s": wall, "clips_per_s": n / wall, "wall_all_s": [x["wall_s"] for x in runs]})
     base = r["rows"][0]["clips_per_s"]
@@ -97,14 +104,12 @@ def bench_load(ckpt: Path, reps: int, tmp: Path) -> dict:
     measures the CLI's own choice of threads."""
     import concurrent.futures
 
-    exe = str(cli_path())
-    work = tmp / "load"
-    work.mkdir(exist_ok=True)
+    work = workdir(tmp, "load")
     env = {k: v for k, v in child_env().items() if k != "OMP_NUM_THREADS"}
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
     def cmd(name: str) -> list[str]:
-        return [exe, "generate", PROMPT, "-o", str(work / name), "--overwrite", "--checkpoint", str(ckpt)]
+        return generate_cmd(ckpt, work / name)
 
     idle = median([check_ok(run_measured(cmd("idle.mp4"), env=env, cwd=work), "idle generate")["wall_s"] for _ in range(reps)])
     r: dict[str, Any] = {"cores": cores, "idle_wall_s": idle, "rows": []}

@@ -79,6 +79,12 @@ def render(res: dict) -> str:
     m = res["machine"]
     L: list[str] = []
     add = L.append
+
+    def header(*columns: str) -> None:
+        """A markdown table's header row and its rule."""
+        add("| " + " | ".join(columns) + " |")
+        add("|" + "---|" * len(columns))
+
     add("# videopoet benchmark")
     add("")
     add(f"Command: `{res['command']}`  ")
@@ -93,8 +99,7 @@ def render(res: dict) -> str:
         add("")
     add("## Machine")
     add("")
-    add("| CPU | cores (logical / physical) | RAM | torch | threads used (default) | avx512_bf16 | amx_bf16 |")
-    add("|---|---|---|---|---|---|---|")
+    header("CPU", "cores (logical / physical)", "RAM", "torch", "threads used (default)", "avx512_bf16", "amx_bf16")
     add(f"| {m['cpu']} | {m['logical_cpus']} / {m['physical_cores'] or '?'} | {f(m['ram_gib'], '.1f')} GiB | {m['torch']} | "
         f"{m['torch_threads']} ({m.get('torch_default_threads')}) | {'yes' if m['avx512_bf16'] else 'no'} | {'yes' if m['amx_bf16'] else 'no'} |")
     add("")
@@ -123,8 +128,7 @@ def render(res: dict) -> str:
     goal_rows = goals(res)
     add("## Goals")
     add("")
-    add("| goal | target | measured | met |")
-    add("|---|---|---|---|")
+    header("goal", "target", "measured", "met")
     for g in goal_rows:
         met = "n/a" if g["met"] is None else ("met" if g["met"] else "**not met**")
         add(f"| {g['goal']} | {g['target']} | {g['measured'] or 'n/a'} | {met} |")
@@ -134,8 +138,7 @@ def render(res: dict) -> str:
     add("")
     if not failed("limits"):
         r = res["limits"]
-        add("| measure | value |")
-        add("|---|---|")
+        header("measure", "value")
         add(f"| memory bandwidth (256 MB fp32 `copy_`, read + write) | {r['bandwidth_gbs']:.1f} GB/s |")
         add(f"| fp32 matmul {r['matmul_fp32_n']}^3 | {r['matmul_fp32_gflops']:.0f} GFLOP/s |")
         add(f"| bf16 matmul {r['matmul_bf16_n']}^3 | {r['matmul_bf16_gflops']:.0f} GFLOP/s |")
@@ -151,8 +154,7 @@ def render(res: dict) -> str:
         add(f"`model.sampling.sample` of {r['n_out']} tokens, t2v layout ({r['prefix_len']}-token prefix + `<bov_o>`), "
             f"prefill timed alone and subtracted; ms/token = (sample - prefill) / {r['n_out'] - 1} decode steps.")
         add("")
-        add("| sampler | batch | cfg | threads | whole sample | prefill | per token | vs floor | model calls |")
-        add("|---|---|---|---|---|---|---|---|---|")
+        header("sampler", "batch", "cfg", "threads", "whole sample", "prefill", "per token", "vs floor", "model calls")
         for row in r["rows"]:
             sampler = row.get("sampler", "sequential")
             add(f"| {sampler} | {row['batch']} | {row['cfg']:g} | {row['threads']} | {row['sample_s']:.2f} s | {row['prefill_ms']:.1f} ms | {row['ms_per_token']:.2f} ms | "
@@ -184,8 +186,7 @@ def render(res: dict) -> str:
             f"`generate(prompt of {r['prompt_len']}, max_new_tokens=min_new_tokens={r['new_tokens']}, do_sample, use_cache, top_k=0)`; "
             f"ms/token = (generate {r['new_tokens']} - generate 1) / {r['new_tokens'] - 1}.")
         add("")
-        add("| batch | whole generate | prefill (generate 1) | per token | whole / n |")
-        add("|---|---|---|---|---|")
+        header("batch", "whole generate", "prefill (generate 1)", "per token", "whole / n")
         for row in r["rows"]:
             add(f"| {row['batch']} | {row['generate_s']:.2f} s | {row['prefill_ms']:.1f} ms | {row['ms_per_token']:.2f} ms | "
                 f"{row['whole_over_n_ms']:.2f} ms |")
@@ -197,8 +198,7 @@ def render(res: dict) -> str:
         r = res["uncached"]
         add(f"First {r['tokens']} tokens at batch {r['batch']}, {r['inputs_before_first']} inputs before the first one (t2v prefix + `<bov_o>`); no extrapolation.")
         add("")
-        add("| sampler | time for 32 tokens | per token |")
-        add("|---|---|---|")
+        header("sampler", "time for 32 tokens", "per token")
         add(f"| `sample_uncached` | {r['uncached_s'] * 1e3:.0f} ms | {r['uncached_ms_per_token']:.2f} ms |")
         add(f"| `sample` (cached, incl. prefill) | {r['cached_s'] * 1e3:.0f} ms | {r['cached_ms_per_token']:.2f} ms |")
         add("")
@@ -210,8 +210,7 @@ def render(res: dict) -> str:
             add(f"`model.sampling.sample` of 320 tokens with `lm.decode_step` eager or wrapped in `torch.compile(dynamic=True)` "
                 f"(torch {res['compile']['torch']}, {res['compile']['threads']} threads); per token = whole sample / 320.")
             add("")
-            add("| batch | mode | per token | vs eager | first run (compiles) | same tokens |")
-            add("|---|---|---|---|---|---|")
+            header("batch", "mode", "per token", "vs eager", "first run (compiles)", "same tokens")
             for r in res["compile"]["rows"]:
                 if "error" in r:
                     add(f"| {r['batch']} | {r['mode']} | failed: {r['error']} | | | |")
@@ -228,8 +227,7 @@ def render(res: dict) -> str:
             add(f"Median seconds per phase at each intra-op thread count ({t['cpus']} CPUs in this process's affinity; "
                 f"{t['decoding']} decoding, guidance {t['guidance']:g}).")
             add("")
-            add("| phase | " + " | ".join(f"{n} thread{'s' if n > 1 else ''}" for n in counts) + " | fastest |")
-            add("|---|" + "---|" * (len(counts) + 1))
+            header("phase", *(f"{n} thread{'s' if n > 1 else ''}" for n in counts), "fastest")
             for phase, v in t["seconds"].items():
                 add(f"| {phase} | " + " | ".join(f"{v.get(n, v.get(str(n))) * 1e3:.1f} ms" for n in counts) + f" | {t['best_threads'][phase]} |")
             add("")
@@ -240,16 +238,14 @@ def render(res: dict) -> str:
         add(f"`{r['command']}` run {len(r['wall_all_s'])} times, each a new process (after one instrumented run that warms the page cache). "
             "Peak memory: the process's own max RSS (`os.wait4` in a small launcher process).")
         add("")
-        add("| wall (median) | wall (all runs) | peak RSS (max) |")
-        add("|---|---|---|")
+        header("wall (median)", "wall (all runs)", "peak RSS (max)")
         add(f"| {r['wall_s']:.2f} s | {', '.join(f'{x:.2f}' for x in r['wall_all_s'])} s | {r['maxrss_mb']:.0f} MiB |")
         add("")
         bd = r["breakdown"]
         add(f"Breakdown of one instrumented cold process (same work as `generate`, cfg={bd['cfg']:g}, {bd.get('decoding', 'sequential')} decoding, "
             f"{bd['n_out']} tokens, threads: {bd['threads']}):")
         add("")
-        add("| step | time |")
-        add("|---|---|")
+        header("step", "time")
         names = {"imports": "imports (`torch`, `model.pipeline`)", "model_load": "model load (`from_pretrained`)",
                  "text_encoder_load": "text encoder load (MiniLM)", "text_encode": "text encode (1 prompt)",
                  "sampling": "sampling (the preset's sampler, prefill + decode)", "tokenizer_decode": "tokenizer decode (`_decode`)",
@@ -264,8 +260,7 @@ def render(res: dict) -> str:
     add("")
     if not failed("scaling"):
         r = res["scaling"]
-        add("| `generate --seconds` | wall (median) | runs | peak RSS |")
-        add("|---|---|---|---|")
+        header("`generate --seconds`", "wall (median)", "runs", "peak RSS")
         for row in r["rows"]:
             add(f"| {row['seconds']} | {row['wall_s']:.2f} s | {', '.join(f'{x:.2f}' for x in row['wall_all_s'])} | {row['maxrss_mb']:.0f} MiB |")
         add("")
@@ -275,8 +270,7 @@ def render(res: dict) -> str:
     add("## 6b. `--num N` as one batch")
     add("")
     if not failed("batch") and "batch" in res:
-        add("| `generate --num` | wall (median) | clips/s | vs `--num 1` |")
-        add("|---|---|---|---|")
+        header("`generate --num`", "wall (median)", "clips/s", "vs `--num 1`")
         for row in res["batch"]["rows"]:
             add(f"| {row['num']} | {row['wall_s']:.2f} s | {row['clips_per_s']:.3f} | {row['speedup']:.2f}x |")
         add("")
@@ -288,8 +282,7 @@ def render(res: dict) -> str:
         add(f"The default clip, cold, with no thread settings (the CLI picks them); busy-looping processes started "
             f"and stopped by the benchmark; {r['cores']} cores. Idle: {r['idle_wall_s']:.2f} s.")
         add("")
-        add("| beside | wall (median) | x idle | bound (fair share + 30%) |")
-        add("|---|---|---|---|")
+        header("beside", "wall (median)", "x idle", "bound (fair share + 30%)")
         for row in r["rows"]:
             add(f"| {row['hogs']} busy process(es) | {row['wall_s']:.2f} s | {row['ratio_to_idle']:.2f}x | {row['bound_s']:.2f} s |")
         two = r["two_at_once"]
@@ -307,8 +300,7 @@ def render(res: dict) -> str:
             f"tokens/s from the last progress line. Data tokenized once beforehand (untimed, {r['prep_wall_s']:.0f} s) and reused. "
             f"`--tokenizer` was given the full checkpoint: {'accepted' if r['full_checkpoint_accepted_as_tokenizer'] else 'REFUSED'}.")
         add("")
-        add("| run | threads | tokens/s | wall |")
-        add("|---|---|---|---|")
+        header("run", "threads", "tokens/s", "wall")
         add(f"| 1 process | {r['one_process']['threads']} | {r['one_process']['tok_per_s']:.0f} | {r['one_process']['wall_s']:.1f} s |")
         add(f"| torchrun, 2 processes | {r['two_process']['threads']} | {r['two_process']['tok_per_s']:.0f} | {r['two_process']['wall_s']:.1f} s |")
         add("")
