@@ -104,6 +104,10 @@ class KVCache:
         self.max_len = max_len
         self.cos = self.sin = torch.empty(0)  # rotary tables of the sequence, set by prefill
         self.bias = torch.empty(0)  # (B, 1, 1, max_len) additive mask of key_valid (0 / -inf), set by prefill
+        # the LM's projections as (in, out) contiguous copies, per layer (qkv, out, w13, w2), and the head's:
+        # set by PrefixLM.new_cache (see step_weights)
+        self.weights: list[tuple[torch.Tensor, ...]] = []
+        self.head = torch.empty(0)
 
 
 class Attention(nn.Module):
@@ -142,7 +146,11 @@ class Block(nn.Module):
         one = x.dim() == 2
         B, S, D = (x.shape[0], 1, x.shape[1]) if one else x.shape
         H, hd, eps = self.attn.n_heads, self.attn.head_dim, self.n1.eps
-        qkv = F.linear(F.rms_norm(x, (D,), self.n1.weight, eps), self.attn.qkv.weight)
+        if cache is None:  # training: the parameters, F.linear
+            lin, (w_qkv, w_out, w13, w2) = F.linear, (self.attn.qkv.weight, self.attn.out.weight, self.mlp.w13.weight, self.mlp.w2.weight)
+        else:  # sampling: the cache's (in, out) copies, x @ w
+            lin, (w_qkv, w_out, w13, w2) = torch.matmul, cache.weights[layer]
+        qkv = lin(F.rms_norm(x, (D,), self.n1.weight, eps), w_qkv)
         qkv = qkv.view(B, 3 * H, 1, hd) if one else qkv.view(B, S, 3 * H, hd).transpose(1, 2)  # (B, 3H, S, hd)
         qk = apply_rope(qkv[:, : 2 * H], cos, sin)  # q and k rotated in one call
         q, k, v = qk[:, :H], qk[:, H:], qkv[:, 2 * H :]
@@ -153,9 +161,9 @@ class Block(nn.Module):
             k, v = kc.narrow(2, 0, start + S), vc.narrow(2, 0, start + S)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         y = y.view(B, D) if one else y.transpose(1, 2).reshape(B, S, D)
-        x = x + F.linear(y, self.attn.out.weight)
-        a, b = F.linear(F.rms_norm(x, (D,), self.n2.weight, eps), self.mlp.w13.weight).chunk(2, dim=-1)
-        return x + F.linear(F.silu(a) * b, self.mlp.w2.weight)
+        x = x + lin(y, w_out)
+        a, b = lin(F.rms_norm(x, (D,), self.n2.weight, eps), w13).chunk(2, dim=-1)
+        return x + lin(F.silu(a) * b, w2)
 
 
 def prefix_lm_mask(key_valid: torch.Tensor, prefix_len: int, q_start: int = 0, n_q: int | None = None) -> torch.Tensor:
@@ -256,7 +264,20 @@ class PrefixLM(nn.Module):
         return self.head(h[:, seq.prefix_len : S])
 
     def new_cache(self, batch: int, max_len: int, device, dtype=torch.float32) -> KVCache:
-        return KVCache(self.cfg, batch, max_len, device, dtype)
+        cache = KVCache(self.cfg, batch, max_len, device, dtype)
+        cache.weights, cache.head = self.step_weights()
+        return cache
+
+    @torch.no_grad()
+    def step_weights(self) -> tuple[list[tuple[torch.Tensor, ...]], torch.Tensor]:
+        """The projections transposed to (in, out) and made contiguous, for the cached passes (prefill, decode
+        steps, Jacobi chunks). On the CPUs measured, `x @ w_t` of one token runs the whole decode step 1.5x
+        (batch 1) to 1.7x (batch 2) faster than F.linear on the (out, in) parameters (bench/layout_probe.py):
+        the step is a row of small matrix-vector products. Copied per cache (17 MB, about a millisecond),
+        so a sampler always uses the weights as they are when it starts."""
+        t = lambda w: w.detach().t().contiguous()  # noqa: E731
+        layers = [(t(b.attn.qkv.weight), t(b.attn.out.weight), t(b.mlp.w13.weight), t(b.mlp.w2.weight)) for b in self.blocks]
+        return layers, t(self.head.weight)
 
     def prefill(self, seq: Sequence, cache: KVCache) -> torch.Tensor:
         """Run the prefix, <bov_o> and any given visual-out ids once; fill the cache; return logits (B, V)
@@ -269,14 +290,14 @@ class PrefixLM(nn.Module):
         mask = prefix_lm_mask(cache.key_valid[:, :S], seq.prefix_len)
         cache.cos, cache.sin = self.rope(seq, cache.max_len)
         h = self._run(x, mask, 0, cache.cos[:S], cache.sin[:S], cache)
-        return self.head(h[:, -1])
+        return h[:, -1] @ cache.head
 
     def decode_chunk(self, tokens: torch.Tensor, pos: int, cache: KVCache, prefix_len: int) -> torch.Tensor:
         """Feed S visual ids (B, S) at positions pos..pos+S-1 (causal among themselves); logits (B, S, V)."""
         x = self.embed(tokens + N_SPECIAL)
         S = tokens.shape[1]
         mask = prefix_lm_mask(cache.key_valid[:, : pos + S], prefix_len, pos, S)
-        return self.head(self._run(x, mask, pos, cache.cos[pos : pos + S], cache.sin[pos : pos + S], cache))
+        return self._run(x, mask, pos, cache.cos[pos : pos + S], cache.sin[pos : pos + S], cache) @ cache.head
 
     def decode_step(self, token: torch.Tensor, pos: int, cache: KVCache) -> torch.Tensor:
         """Feed one visual id (B,) at position pos; return logits (B, V) for the next one."""
@@ -284,4 +305,4 @@ class PrefixLM(nn.Module):
         # a new output token sees every valid key up to itself (the prefix is all before it): a slice of the
         # additive mask made at prefill (a bool mask is converted in every layer, two more ops each)
         mask = cache.bias[:, :, :, : pos + 1].to(x.dtype)
-        return F.linear(self._run(x, mask, pos, cache.cos[pos : pos + 1], cache.sin[pos : pos + 1], cache), self.head.weight)
+        return self._run(x, mask, pos, cache.cos[pos : pos + 1], cache.sin[pos : pos + 1], cache) @ cache.head

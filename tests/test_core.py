@@ -174,6 +174,26 @@ def test_kv_cache_equals_full_recompute(task):
         assert torch.equal(a, b)
 
 
+
+def test_cache_takes_the_weights_as_they_are_when_made():
+    """The cached passes read (in, out) copies of the projections made by new_cache: a cache made after the
+    weights change gives the changed model's logits (no stale copy kept on the module), and one made
+    before keeps the weights it was made with."""
+    lm = _lm()
+    seq = _seq("t2v")
+    S = seq.prefix_len + seq.n_out
+    old = lm.new_cache(2, S, "cpu")
+    before = lm.prefill(seq, lm.new_cache(2, S, "cpu"))
+    with torch.no_grad():
+        for p in lm.parameters():
+            p.add_(0.05 * torch.randn_like(p))  # an optimizer step, in place
+    after = lm.prefill(seq, lm.new_cache(2, S, "cpu"))
+    full = lm(dataclasses.replace(seq, tokens=torch.cat([seq.tokens, tasks.visual_token(torch.zeros(2, seq.n_out, dtype=torch.long))], 1)))
+    assert torch.allclose(after, full[:, 0], atol=1e-5)
+    assert not torch.allclose(after, before, atol=1e-3)
+    assert not torch.equal(old.weights[0][0], lm.blocks[0].attn.qkv.weight.t())
+    assert all(w.is_contiguous() and w.shape[0] == lm.cfg.dim for w in (old.weights[0][0], old.weights[0][2], old.head))
+
 def test_cfg_scale_one_equals_conditional():
     lm = _lm()
     seq = _seq("t2v")
