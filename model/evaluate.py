@@ -44,12 +44,12 @@ def eval_tokenizer(vp: VideoPoet, n: int = 64) -> dict:
     return {"psnr_db": float(np.mean(vals)), "n": n, "token_properties": token_properties(vp.tokenizer)}
 
 
-def eval_t2v(vp: VideoPoet, kind: str, limit: Optional[int] = None, tick: Tick = None, options: Optional[SamplingOptions] = None) -> dict:
+def eval_t2v(vp: VideoPoet, kind: str, limit: Optional[int] = None, tick: Tick = None, options: Optional[SamplingOptions] = None, seed: int = 0) -> dict:
     rows, steady, secs = [], [], []
     prompts = eval_prompts(kind)[:limit]
     for i, (prompt, c, s, m) in enumerate(prompts):
         t0 = time.time()
-        clip = to_uint8(vp.generate(prompt, seed=i, options=options))
+        clip = to_uint8(vp.generate(prompt, seed=seed + i, options=options))
         secs.append(time.time() - t0)
         r = read_clip(clip)
         rows.append({"prompt": prompt, **adherence(r, c, s, m), "read": [r.color, r.shape, r.motion]})
@@ -59,12 +59,12 @@ def eval_t2v(vp: VideoPoet, kind: str, limit: Optional[int] = None, tick: Tick =
     return {**_summary(rows), "steadiness": float(np.mean(steady)), "seconds_per_clip": float(np.mean(secs)), "clips": rows}
 
 
-def eval_variety(vp: VideoPoet, n_prompts: int = 8, tick: Tick = None, options: Optional[SamplingOptions] = None) -> dict:
+def eval_variety(vp: VideoPoet, n_prompts: int = 8, tick: Tick = None, options: Optional[SamplingOptions] = None, seed: int = 0) -> dict:
     """Different seeds, same prompt: how often start position or size visibly differ."""
     combos = [c for c in sorted(world.HELD_OUT_COMBOS)][:n_prompts]
     differ, dists = [], []
     for i, (c, s, m) in enumerate(combos):
-        reads = [read_clip(to_uint8(vp.generate(canonical_caption(c, s, m), seed=seed, options=options))) for seed in (11, 12)]
+        reads = [read_clip(to_uint8(vp.generate(canonical_caption(c, s, m), seed=seed + k, options=options))) for k in (11, 12)]
         p = [next((x for x in r.centroids if x is not None), None) for r in reads]
         a = [max(r.areas) for r in reads]
         if None in p:
@@ -93,14 +93,14 @@ def _other(values, value, i):
     return rest[i % len(rest)]
 
 
-def eval_stylize(vp: VideoPoet, n: int = 20, motion_only: bool = False, tick: Tick = None, options: Optional[SamplingOptions] = None) -> dict:
+def eval_stylize(vp: VideoPoet, n: int = 20, motion_only: bool = False, tick: Tick = None, options: Optional[SamplingOptions] = None, seed: int = 0) -> dict:
     """stylize: a new colour on the source's layout and motion. motion: a new colour and shape, the source's motion."""
     rows = []
     for i, (scene, clip) in enumerate(_source_clips(vp, n)):
         color = _other(world.COLORS_LIST, scene.color, i)
         shape = _other(world.SHAPES, scene.shape, i) if motion_only else scene.shape
         prompt = canonical_caption(color, shape, scene.motion)
-        out = to_uint8(vp.stylize(from_uint8(clip), prompt, motion_only=motion_only, seed=i, options=options))
+        out = to_uint8(vp.stylize(from_uint8(clip), prompt, motion_only=motion_only, seed=seed + i, options=options))
         r = read_clip(out)
         rows.append({"prompt": prompt, "source_motion": scene.motion, **adherence(r, color, shape, scene.motion), "read": [r.color, r.shape, r.motion]})
         if tick:
@@ -108,11 +108,11 @@ def eval_stylize(vp: VideoPoet, n: int = 20, motion_only: bool = False, tick: Ti
     return _summary(rows) | {"clips": rows}
 
 
-def eval_animate(vp: VideoPoet, n: int = 20, tick: Tick = None, options: Optional[SamplingOptions] = None) -> dict:
+def eval_animate(vp: VideoPoet, n: int = 20, tick: Tick = None, options: Optional[SamplingOptions] = None, seed: int = 0) -> dict:
     rows, gaps = [], []
     for i, (scene, clip) in enumerate(_source_clips(vp, n)):
         image = from_uint8(clip[:1])[0]
-        out = to_uint8(vp.animate(image, canonical_caption(scene.color, scene.shape, scene.motion), seed=i, options=options))
+        out = to_uint8(vp.animate(image, canonical_caption(scene.color, scene.shape, scene.motion), seed=seed + i, options=options))
         recon = to_uint8(vp.tokenizer.decode(vp.tokenizer.encode(image[None, None]))[0])[0]
         gaps.append(psnr(clip[0], recon) - psnr(clip[0], out[0]))
         r = read_clip(out)
@@ -122,7 +122,7 @@ def eval_animate(vp: VideoPoet, n: int = 20, tick: Tick = None, options: Optiona
     return _summary(rows) | {"frame0_psnr_gap_db": float(np.max(gaps)), "clips": rows}
 
 
-def eval_extend(vp: VideoPoet, n: int = 10, seconds: float = 10.0, tick: Tick = None, options: Optional[SamplingOptions] = None) -> dict:
+def eval_extend(vp: VideoPoet, n: int = 10, seconds: float = 10.0, tick: Tick = None, options: Optional[SamplingOptions] = None, seed: int = 0) -> dict:
     """Extend a 17-frame clip to `seconds`; at every window seam the object keeps colour and shape and
     its centroid step stays within 2x the median step."""
     keep, smooth = [], []
@@ -130,7 +130,7 @@ def eval_extend(vp: VideoPoet, n: int = 10, seconds: float = 10.0, tick: Tick = 
     for i, (scene, clip) in enumerate(_source_clips(vp, n)):
         add = seconds - (len(clip) - 1) / fps
         prompt = canonical_caption(scene.color, scene.shape, scene.motion)
-        out = to_uint8(vp.extend(from_uint8(clip), prompt, add, seed=i, options=options))
+        out = to_uint8(vp.extend(from_uint8(clip), prompt, add, seed=seed + i, options=options))
         seams = list(range(len(clip), len(out), 8))
         ok_keep, ok_smooth = True, True
         for sm in seams:
@@ -158,7 +158,7 @@ def _object_mask(scene: world.Scene, clip: np.ndarray) -> np.ndarray:
     return np.abs(clip.astype(np.int16) - bg).sum(-1) > 30
 
 
-def eval_inpaint(vp: VideoPoet, n: int = 20, tick: Tick = None, options: Optional[SamplingOptions] = None) -> dict:
+def eval_inpaint(vp: VideoPoet, n: int = 20, tick: Tick = None, options: Optional[SamplingOptions] = None, seed: int = 0) -> dict:
     """Hide a box covering the object in the middle frames (one latent cell of margin), prompt the scene's
     caption: the analyser reads colour/shape/motion of the whole output. Outside the hidden cells, PSNR
     against the input for the tokenizer's reconstruction, the model's own decoded output (blend off) and
@@ -178,7 +178,7 @@ def eval_inpaint(vp: VideoPoet, n: int = 20, tick: Tick = None, options: Optiona
         if cells.all() or not cells.any():
             continue
         prompt = canonical_caption(scene.color, scene.shape, scene.motion)
-        made = vp.inpaint(from_uint8(clip), mask, prompt, seed=i, blend=False, options=options)
+        made = vp.inpaint(from_uint8(clip), mask, prompt, seed=seed + i, blend=False, options=options)
         outside = ~cells.repeat_interleave(cell, 0).repeat_interleave(cell, 1).numpy()
         rec = to_uint8(vp.tokenizer.decode(vp.tokenizer.encode(from_uint8(clip)[None]))[0])
         raw = to_uint8(made)
@@ -212,7 +212,7 @@ def _border_step(video: np.ndarray, columns: tuple[int, ...]) -> float:
     return float(np.mean([np.abs(v[:, :, x] - v[:, :, x - 1]).mean() for x in columns]))
 
 
-def eval_outpaint(vp: VideoPoet, n: int = 20, tick: Tick = None, options: Optional[SamplingOptions] = None) -> dict:
+def eval_outpaint(vp: VideoPoet, n: int = 20, tick: Tick = None, options: Optional[SamplingOptions] = None, seed: int = 0) -> dict:
     """Keep a centre strip half the width, make the rest from the scene's caption: the analyser reads the
     motion of the whole output (the track continues into the border), and the mean absolute step across
     the strip's borders is compared with the ground truth's at the same columns (no visible seam: at most
@@ -228,7 +228,7 @@ def eval_outpaint(vp: VideoPoet, n: int = 20, tick: Tick = None, options: Option
         canvas[:, :, :x0] = canvas[:, :, x0 : x0 + 1]  # the unknown part never reaches the model; fill it plainly
         canvas[:, :, x1:] = canvas[:, :, x1 - 1 : x1]
         prompt = canonical_caption(scene.color, scene.shape, scene.motion)
-        out = to_uint8(vp.outpaint(from_uint8(canvas), mask, prompt, seed=i, options=options))
+        out = to_uint8(vp.outpaint(from_uint8(canvas), mask, prompt, seed=seed + i, options=options))
         step, gt_step = _border_step(out, (x0, x1)), _border_step(clip, (x0, x1))
         ratio = step / max(gt_step, SEAM_FLOOR)
         ratios.append(ratio)
@@ -253,10 +253,12 @@ def _repo_relative(path) -> str:
     return str(p.relative_to(root)) if p.is_relative_to(root) else p.name
 
 
-def run_eval(vp: VideoPoet, tasks: tuple[str, ...] = TASKS, limit: Optional[int] = None, tick: Tick = None, options: Optional[SamplingOptions] = None) -> dict:
+def run_eval(vp: VideoPoet, tasks: tuple[str, ...] = TASKS, limit: Optional[int] = None, tick: Tick = None, options: Optional[SamplingOptions] = None, seed: int = 0) -> dict:
+    """Every task's clip i is sampled with seed `seed + i` (the variety check's two with seed + 11 and + 12):
+    another `seed` draws the same prompts and clips again, which shows how far a rate moves by chance."""
     torch.manual_seed(0)
     report: dict = {"preset": vp.preset.name, "checkpoint": _repo_relative(vp.checkpoint), "checkpoint_hash": vp.checkpoint_hash,
-                    "sampling": vp.sampling_options(options).sampler_view()}  # fmt: skip
+                    "sampling": vp.sampling_options(options).sampler_view(), "seed": seed}  # fmt: skip
     t0 = time.time()
     small = limit or 20
     if "tokenizer" in tasks:
@@ -264,21 +266,21 @@ def run_eval(vp: VideoPoet, tasks: tuple[str, ...] = TASKS, limit: Optional[int]
     if "lm" in tasks:
         report["lm_teacher_forced"] = teacher_forced(vp)
     if "t2v" in tasks:
-        report["t2v_heldout_combos"] = eval_t2v(vp, "heldout_combos", limit, tick, options=options)
-        report["t2v_unseen_wordings"] = eval_t2v(vp, "unseen_wordings", limit, tick, options=options)
+        report["t2v_heldout_combos"] = eval_t2v(vp, "heldout_combos", limit, tick, options=options, seed=seed)
+        report["t2v_unseen_wordings"] = eval_t2v(vp, "unseen_wordings", limit, tick, options=options, seed=seed)
     if "variety" in tasks:
-        report["variety"] = eval_variety(vp, min(8, small), tick, options=options)
+        report["variety"] = eval_variety(vp, min(8, small), tick, options=options, seed=seed)
     if "stylize" in tasks:
-        report["stylize"] = eval_stylize(vp, small, False, tick, options=options)
+        report["stylize"] = eval_stylize(vp, small, False, tick, options=options, seed=seed)
     if "motion" in tasks:
-        report["motion_transfer"] = eval_stylize(vp, small, True, tick, options=options)
+        report["motion_transfer"] = eval_stylize(vp, small, True, tick, options=options, seed=seed)
     if "animate" in tasks:
-        report["animate"] = eval_animate(vp, small, tick, options=options)
+        report["animate"] = eval_animate(vp, small, tick, options=options, seed=seed)
     if "extend" in tasks:
-        report["extend"] = eval_extend(vp, max(1, small // 2), 10.0, tick, options=options)
+        report["extend"] = eval_extend(vp, max(1, small // 2), 10.0, tick, options=options, seed=seed)
     if "inpaint" in tasks:
-        report["inpaint"] = eval_inpaint(vp, small, tick, options=options)
+        report["inpaint"] = eval_inpaint(vp, small, tick, options=options, seed=seed)
     if "outpaint" in tasks:
-        report["outpaint"] = eval_outpaint(vp, small, tick, options=options)
+        report["outpaint"] = eval_outpaint(vp, small, tick, options=options, seed=seed)
     report["eval_seconds"] = time.time() - t0
     return report

@@ -679,3 +679,25 @@ def test_dtype(micro, cwd):
     for bad, words in (("float16", "not usable on a CPU"), ("int8", "--dtype must be")):
         r = cli("generate", PROMPT, *M(micro), "--dtype", bad, "-o", "c.gif")
         assert r.exit_code == 2 and words in r.stderr
+
+
+def test_eval_seed_draws_the_same_prompts_with_other_seeds(micro, cwd, monkeypatch):
+    """`eval --seed S` samples clip i with seed S + i and records S; the prompts are the same."""
+    from model.pipeline import VideoPoet
+
+    seen = []
+    real = VideoPoet.generate
+
+    def spy(self, prompt, **kw):
+        seen.append((prompt, kw["seed"]))
+        return real(self, prompt, **kw)
+
+    monkeypatch.setattr(VideoPoet, "generate", spy)
+    for seed in (0, 7):
+        ok(cli("eval", *M(micro), "--tasks", "t2v", "--limit", "2", "--seed", seed, "--out", f"e{seed}.json"))
+        report = json.loads((cwd / f"e{seed}.json").read_text())
+        assert report["seed"] == seed and report["t2v_heldout_combos"]["n"] == 2
+    prompts = [p for p, _ in seen]
+    assert prompts[:4] == prompts[4:] and [s for _, s in seen] == [0, 1, 0, 1, 7, 8, 7, 8]
+    bad = cli("eval", *M(micro), "--tasks", "t2v", "--seed", "-1")
+    assert bad.exit_code == 2 and "--seed" in bad.stderr

@@ -260,6 +260,7 @@ def eval_cmd(
     temperature: Optional[float] = typer.Option(None, "--temperature"),
     top_k: Optional[int] = typer.Option(None, "--top-k"),
     decoding: Optional[str] = typer.Option(None, "--decoding", help="sequential or jacobi (parallel decoding)."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Clip i of every task is sampled with seed SEED + i: another value draws the same prompts and clips again, to see how far a rate moves by chance."),
     out: Path = typer.Option(Path("eval.json"), "--out", "-o", help="JSON report."),
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
@@ -268,6 +269,7 @@ def eval_cmd(
     frame, on prompts and clips kept out of training; print a table, write JSON.
 
     Example: videopoet eval --out eval.json
+    Example: videopoet eval --tasks t2v --seed 100 --out eval-seed100.json
     """
 
     def body():
@@ -293,7 +295,7 @@ def eval_cmd(
         options = vp.sampling_options(guidance=guidance, temperature=temperature, top_k=top_k, decoding=decoding)
         console = Console(stderr=True)
         with console.status("evaluating") as status:
-            report = run_eval(vp, chosen, limit, tick=lambda s: status.update(f"evaluating: {s}"), options=options)
+            report = run_eval(vp, chosen, limit, tick=lambda s: status.update(f"evaluating: {s}"), options=options, seed=seed)
         tmp = out.with_name(f".{out.name}.tmp")
         tmp.write_text(json.dumps(report, indent=2) + "\n")
         tmp.replace(out)
