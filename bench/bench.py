@@ -7,6 +7,7 @@ One run measures, in order:
      prefill timed on its own and taken out, against the bandwidth floor (all LM weights read once per step)
   3. reference A: Hugging Face GPT2LMHeadModel of the same depth/width/heads/vocab, `generate` with the KV cache
   4. reference B: our `sample_uncached` (full recompute per token), first 32 tokens
+  4a. weight layout of the decode step ((out, in) as F.linear reads it, the sampler's (in, out) copies, bf16)
   4b. torch.compile of the decode step (eager vs compiled `sample`, compile time, same tokens)
   4c. threads per phase of the default clip (text encode, prefill, sampling, tokenizer decode, MP4 write) at 1..N
   5. end to end from a cold process: `videopoet generate` (wall time, peak RSS), plus a breakdown of one cold run
@@ -23,7 +24,7 @@ This file parses the options, runs the sections and writes the report; the work 
   common.py     shared helpers: paths, logging, timing, machine facts, model inputs, run_measured/child_env
   lm_speed.py   in-process sections: limits, decode, gpt2, uncached
   processes.py  sections that time whole `videopoet` processes: e2e, scaling, batch, load, train
-  compile_probe.py, threads_probe.py   sections 4b and 4c (each also runs alone: python bench/<name>.py)
+  layout_probe.py, compile_probe.py, threads_probe.py   sections 4a, 4b and 4c (each also runs alone: python bench/<name>.py)
   launcher.py   the small process that runs each measured command (wall time, exit status, own peak RSS)
   breakdown.py  the instrumented cold `generate` whose per-step times fill section 5's breakdown
   report.py     the goals table, the markdown rendering, and writing the files
@@ -54,7 +55,7 @@ from lm_speed import bench_decode, bench_gpt2, bench_limits, bench_uncached  # n
 from processes import bench_batch, bench_e2e, bench_load, bench_scaling, bench_train  # noqa: E402
 from report import atomic_write, get, goals, portable, render  # noqa: E402
 
-SECTIONS = ("limits", "decode", "gpt2", "uncached", "compile", "threads", "e2e", "scaling", "batch", "load", "train")
+SECTIONS = ("limits", "decode", "gpt2", "uncached", "layout", "compile", "threads", "e2e", "scaling", "batch", "load", "train")
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -79,7 +80,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     q = args.quick
     reps = {"limits": 2 if q else 5, "decode": 1 if q else 5, "gpt2": 1 if q else 3, "uncached": 1 if q else 3,
             "e2e": 2 if q else 5, "scaling": 1 if q else 3, "batch": 1 if q else 3, "load": 1 if q else 3,
-            "compile": 1 if q else 3, "threads": 2 if q else 5}  # fmt: skip
+            "layout": 3 if q else 15, "compile": 1 if q else 3, "threads": 2 if q else 5}  # fmt: skip
     train_steps = 4 if q else 12
 
     out = Path(args.out)
@@ -88,6 +89,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     import torch
 
     import compile_probe  # in-process probes (they import torch and the model)
+    import layout_probe
     import threads_probe
     from model.pipeline import VideoPoet
 
@@ -137,6 +139,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             ("decode", lambda: bench_decode(model(), reps["decode"], get(res, "limits", "bandwidth_gbs"), q)),
             ("gpt2", lambda: bench_gpt2(model().preset, reps["gpt2"], q)),
             ("uncached", lambda: bench_uncached(model(), reps["uncached"])),
+            ("layout", lambda: layout_probe.measure(model(), reps["layout"])),
             ("compile", lambda: compile_probe.measure(model(), reps["compile"])),
             ("threads", lambda: threads_probe.measure(model(), reps["threads"])),
             ("e2e", lambda: bench_e2e(ckpt, reps["e2e"], tmp)),

@@ -28,9 +28,9 @@ from model.sampling import _begin
 
 
 @torch.no_grad()
-def measure(vp: VideoPoet) -> dict:
+def measure(vp: VideoPoet, rounds: int = 15) -> dict:
     lm = vp.lm.eval()
-    report: dict = {"threads": torch.get_num_threads(), "torch": torch.__version__, "batches": {}}
+    report: dict = {"threads": torch.get_num_threads(), "torch": torch.__version__, "rounds": rounds, "batches": {}}
     for batch in (1, 2):
         seq = t2v_sequence(vp.preset, 320)
         run = seq.doubled() if batch == 2 else seq
@@ -51,7 +51,7 @@ def measure(vp: VideoPoet) -> dict:
 
         ref = step("in_out_fp32")
         diffs = {k: float((step(k) - ref).abs().max()) for k in layouts}
-        ms = interleaved_ms({k: (lambda k=k: step(k)) for k in layouts})
+        ms = interleaved_ms({k: (lambda k=k: step(k)) for k in layouts}, rounds)
         report["batches"][batch] = {"ms_per_step": ms, "max_abs_logit_diff_vs_in_out_fp32": diffs,
                                     "in_out_fp32_speedup_vs_out_in": ms["out_in_fp32"] / ms["in_out_fp32"],
                                     "in_out_bf16_speedup_vs_out_in": ms["out_in_fp32"] / ms["in_out_bf16"]}  # fmt: skip

@@ -203,6 +203,22 @@ def render(res: dict) -> str:
         add(f"| `sample` (cached, incl. prefill) | {r['cached_s'] * 1e3:.0f} ms | {r['cached_ms_per_token']:.2f} ms |")
         add("")
 
+    if "layout" in res or failed("layout"):
+        add("## 4a. Weight layout of the decode step")
+        add("")
+        if not failed("layout"):
+            r = res["layout"]
+            add(f"One `PrefixLM.decode_step` of the shipped LM (position 100 of the output, {r['threads']} threads) with its projections "
+                f"in three layouts, timed in turns ({r['rounds']} rounds, best of each; `bench/layout_probe.py`): `out_in_fp32` the "
+                "parameters' own layout as `F.linear` reads it, `in_out_fp32` the contiguous (in, out) copies the sampler uses "
+                "(`PrefixLM.step_weights`), `in_out_bf16` those copies in bfloat16 under bf16 autocast.")
+            add("")
+            header("batch", "layout", "per step", "vs out_in_fp32", "max logit difference vs in_out_fp32")
+            for batch, b in r["batches"].items():
+                base = b["ms_per_step"]["out_in_fp32"]
+                for name, ms in b["ms_per_step"].items():
+                    add(f"| {batch} | {name} | {ms:.2f} ms | {base / ms:.2f}x | {b['max_abs_logit_diff_vs_in_out_fp32'][name]:.1e} |")
+            add("")
     if "compile" in res or failed("compile"):
         add("## 4b. `torch.compile` of the decode step")
         add("")
