@@ -195,6 +195,9 @@ def test_train_cli_errors_are_one_line(tmp_path):
     r = CliRunner().invoke(app, ["train", "lm", "--tokenizer", str(tmp_path / "tok.safetensors"), "--data", str(tmp_path),
                                  "--wall-clips", "5", "--out", str(tmp_path)])  # fmt: skip
     assert r.exit_code == 2 and "--wall-clips" in r.output and "Traceback" not in r.output
+    for bad, needle in (("world:many", "whole number"), ("world:0", "1..1000000")):
+        r = CliRunner().invoke(app, ["train", "lm", "--tokenizer", str(tmp_path / "tok.safetensors"), "--data", bad, "--out", str(tmp_path)])
+        assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output, r.output
 
 
 def test_wall_clips_train_continuation_only(setup, tmp_path):

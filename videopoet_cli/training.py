@@ -164,7 +164,7 @@ def train_lm_cmd(
 
         from model.checkpoint import file_hash, load_into, read_checkpoint
         from model.config import load_preset
-        from model.data.sources import load_clips
+        from model.data.sources import load_clips, world_count
         from model.text import TextEncoder
         from model.tokenizer import VideoTokenizer
         from model.train.lm import pretokenize, train_lm
@@ -177,10 +177,10 @@ def train_lm_cmd(
             raise InvalidInput(f"--tokenizer: file not found: {tokenizer}")
         if init is not None and not init.is_file():
             raise InvalidInput(f"--init: file not found: {init}")
+        count = world_count(data)
         walls = 0
-        if data.startswith("world:"):
-            n = data.split(":", 1)[1]
-            walls = wall_clips if wall_clips is not None else (int(n) // 4 if n.isdigit() else 0)
+        if count is not None:
+            walls = wall_clips if wall_clips is not None else count // 4
         elif wall_clips:
             raise InvalidInput("--wall-clips: wall clips come from the procedural world (--data world:N), not a folder")
         spec = f"{data}|{data_seed}|{controls}" + (f"|walls={walls}" if walls else "")  # old keys stay valid

@@ -90,16 +90,24 @@ def folder_clips(folder: Path, frames: int, size: int, fps: float, log: Callable
     return ClipSet(np.stack(clips), caps, skipped)
 
 
+def world_count(spec: str) -> Optional[int]:
+    """N of a `world:N` data source (checked), or None when `spec` names something else (a folder)."""
+    if not spec.startswith("world:"):
+        return None
+    try:
+        count = int(spec.split(":", 1)[1])
+    except ValueError:
+        raise InvalidInput(f"data source {spec!r}: expected world:N with N a whole number") from None
+    if not 1 <= count <= 1_000_000:
+        raise InvalidInput(f"data source {spec!r}: N must be in 1..1000000")
+    return count
+
+
 def load_clips(spec: str, frames: int, size: int, fps: float, seed: int = 0, log: Callable[[str], None] = print,
                wall_clips: int = 0) -> ClipSet:  # fmt: skip
     """`world:N` (N procedural clips drawn from `seed`, plus `wall_clips` bouncing ones) or a folder path."""
-    if spec.startswith("world:"):
-        try:
-            count = int(spec.split(":", 1)[1])
-        except ValueError:
-            raise InvalidInput(f"data source {spec!r}: expected world:N with N a whole number") from None
-        if not 1 <= count <= 1_000_000:
-            raise InvalidInput(f"data source {spec!r}: N must be in 1..1000000")
+    count = world_count(spec)
+    if count is not None:
         return world_clips(count, seed, frames, size, wall_clips=wall_clips)
     path = Path(spec)
     if not path.is_dir():
