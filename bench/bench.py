@@ -137,7 +137,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         steps: list[tuple[str, Callable[[], dict]]] = [
             ("limits", lambda: bench_limits(reps["limits"])),
             ("decode", lambda: bench_decode(model(), reps["decode"], get(res, "limits", "bandwidth_gbs"), q)),
-            ("gpt2", lambda: bench_gpt2(model().preset, reps["gpt2"], q)),
+            ("gpt2", lambda: bench_gpt2(model(), reps["gpt2"], q)),
             ("uncached", lambda: bench_uncached(model(), reps["uncached"])),
             ("layout", lambda: layout_probe.measure(model(), reps["layout"])),
             ("compile", lambda: compile_probe.measure(model(), reps["compile"])),

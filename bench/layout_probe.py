@@ -1,18 +1,21 @@
-"""Which weight layout makes the decode step fastest on this CPU?
+"""Which matrix-product kernel makes the sampler's model calls fastest on this CPU?
 
-    HF_HUB_OFFLINE=1 python bench/layout_probe.py          # idle machine; ~30 s
+    HF_HUB_OFFLINE=1 python bench/layout_probe.py          # idle machine; ~1 min
 
-A decode step is a row of matrix-vector products (batch 1 or 2 rows against every projection). The sampler
-runs them as `x @ w` on copies of the weights transposed to (in, out) and made contiguous, which
-`PrefixLM.new_cache` puts in the cache (`PrefixLM.step_weights`). This probe times one step of the shipped
-LM three ways, interleaved in one run, at batch 1 and 2:
+A decode step is a row of small matrix products (1 or 2 rows against every projection; a Jacobi chunk 8
+or 16). The cached passes take each projection as a (w, w_t) pair made by `PrefixLM.new_cache` (w the
+(out, in) weight, w_t its (in, out) contiguous copy) and `model.transformer.project` picks a kernel by the
+number of rows. This probe times the shipped LM's model calls with four policies, interleaved in turns in
+one run:
 
-- `out_in_fp32`: the parameters' own (out, in) layout, as F.linear reads them (the cache holds `.t()` views);
-- `in_out_fp32`: the contiguous (in, out) copies (what the sampler uses);
-- `in_out_bf16`: the same copies in bfloat16 under bf16 autocast (half the bytes; fp32 accumulation in
-  oneDNN's bf16 kernels; on CPUs with avx512_bf16).
+- `f_linear`: F.linear on the (out, in) weights, whatever the rows (what `nn.Linear` does);
+- `x_wt`: x @ w_t whatever the rows;
+- `by_rows` (the sampler's): w @ x^T for 2..SMALL_ROWS rows, x @ w_t otherwise;
+- `x_wt_bf16`: x @ w_t with bfloat16 copies under bf16 autocast (half the bytes; oneDNN's bf16 kernels
+  accumulate in fp32; CPUs with avx512_bf16).
 
-and checks each against the default's logits. Prints one JSON object.
+for a decode step at batch 1 and 2 and a Jacobi chunk of 8 tokens at batch 1 and 2, and checks each
+policy's logits against `by_rows`. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -21,40 +24,49 @@ import json
 
 import torch
 
+import model.transformer as T
 from common import t2v_sequence  # noqa: E402  (bench/ is on sys.path when run as a script)
 from compile_static_probe import interleaved_ms
 from model.pipeline import VideoPoet
 from model.sampling import _begin
 
+POLICIES = ("f_linear", "x_wt", "by_rows", "x_wt_bf16")
+
 
 @torch.no_grad()
 def measure(vp: VideoPoet, rounds: int = 15) -> dict:
     lm = vp.lm.eval()
-    report: dict = {"threads": torch.get_num_threads(), "torch": torch.__version__, "rounds": rounds, "batches": {}}
-    for batch in (1, 2):
-        seq = t2v_sequence(vp.preset, 320)
-        run = seq.doubled() if batch == 2 else seq
-        _, cache, _, _ = _begin(lm, run, False, torch.float32)
-        tok = torch.zeros(batch, dtype=torch.long)
-        p = seq.prefix_len + 100
-        params = [(b.attn.qkv.weight, b.attn.out.weight, b.mlp.w13.weight, b.mlp.w2.weight) for b in lm.blocks]
-        layouts = {
-            "out_in_fp32": ([tuple(w.t() for w in ws) for ws in params], lm.head.weight.t()),  # views: F.linear's reads
-            "in_out_fp32": (cache.weights, cache.head),
-            "in_out_bf16": ([tuple(w.bfloat16() for w in ws) for ws in cache.weights], cache.head.bfloat16()),
-        }
+    report: dict = {"threads": torch.get_num_threads(), "torch": torch.__version__, "rounds": rounds,
+                    "small_rows": T.SMALL_ROWS, "calls": {}}  # fmt: skip
+    small = T.SMALL_ROWS
+    try:
+        for batch in (1, 2):
+            seq = t2v_sequence(vp.preset, 320)
+            run = seq.doubled() if batch == 2 else seq
+            _, cache, _, _ = _begin(lm, run, False, torch.float32)
+            pairs = (cache.weights, cache.head)
+            bf16 = ([tuple((w.bfloat16(), wt.bfloat16()) for w, wt in layer) for layer in pairs[0]], tuple(w.bfloat16() for w in pairs[1]))
+            weights = {"f_linear": ([tuple((w, None) for w, _ in layer) for layer in pairs[0]], (pairs[1][0], None)),
+                       "x_wt": pairs, "by_rows": pairs, "x_wt_bf16": bf16}  # fmt: skip
+            p = seq.prefix_len + 100
+            calls = {"step": lambda: lm.decode_step(torch.zeros(batch, dtype=torch.long), p, cache),
+                     "chunk8": lambda: lm.decode_chunk(torch.zeros(batch, 8, dtype=torch.long), p, cache, seq.prefix_len)}  # fmt: skip
 
-        def step(name: str):
-            cache.weights, cache.head = layouts[name]
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=name.endswith("bf16")):
-                return lm.decode_step(tok, p, cache).float()
+            def call(policy: str, name: str):
+                cache.weights, cache.head = weights[policy]
+                T.SMALL_ROWS = small if policy == "by_rows" else 0
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=policy.endswith("bf16")):
+                    return calls[name]().float()
 
-        ref = step("in_out_fp32")
-        diffs = {k: float((step(k) - ref).abs().max()) for k in layouts}
-        ms = interleaved_ms({k: (lambda k=k: step(k)) for k in layouts}, rounds)
-        report["batches"][batch] = {"ms_per_step": ms, "max_abs_logit_diff_vs_in_out_fp32": diffs,
-                                    "in_out_fp32_speedup_vs_out_in": ms["out_in_fp32"] / ms["in_out_fp32"],
-                                    "in_out_bf16_speedup_vs_out_in": ms["out_in_fp32"] / ms["in_out_bf16"]}  # fmt: skip
+            for name in calls:
+                ref = call("by_rows", name)
+                diffs = {k: float((call(k, name) - ref).abs().max()) for k in POLICIES}
+                ms = interleaved_ms({k: (lambda k=k: call(k, name)) for k in POLICIES}, rounds)
+                rows = batch * (1 if name == "step" else 8)
+                report["calls"][f"{name} batch {batch}"] = {"rows": rows, "ms": ms, "max_abs_logit_diff_vs_by_rows": diffs,
+                                                            "fastest": min(ms, key=ms.get)}  # fmt: skip
+    finally:
+        T.SMALL_ROWS = small
     return report
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any, Optional
 
 from common import lm_weight_bytes, median, t2v_sequence, timed
@@ -127,7 +128,10 @@ def _decode_row(lm, seq, n_out, batch, cfg, reps, quick, preset, threads, floor_
 # ------------------------------------------------------------------------------------------------ 3. GPT-2
 
 
-def bench_gpt2(preset, reps: int, quick: bool) -> dict:
+def bench_gpt2(vp, reps: int, quick: bool) -> dict:
+    """GPT-2 `generate` of the same size, then a head-to-head: our sequential and Jacobi samplers and GPT-2
+    timed in turns, round after round, so that a machine whose speed drifts (this kind does, by 30% within
+    a minute) slows all three alike; the goals use the median of the per-round ratios."""
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
     from transformers.utils import logging as hf_logging
@@ -135,6 +139,7 @@ def bench_gpt2(preset, reps: int, quick: bool) -> dict:
     from model.tasks import N_SPECIAL
 
     hf_logging.set_verbosity_error()
+    preset = vp.preset
     lmc = preset.lm
     vocab = N_SPECIAL + preset.tokenizer.vocab_size
     n_inner = 3 * lmc.mlp_hidden // 2  # GPT-2's MLP has 2 matrices, SwiGLU 3: same MLP parameter count
@@ -165,7 +170,40 @@ def bench_gpt2(preset, reps: int, quick: bool) -> dict:
         per_tok = (median(tn) - t1) / (n_new - 1)
         r["rows"].append({"batch": batch, "generate_s": median(tn), "generate_all_s": tn, "prefill_ms": t1 * 1e3,
                           "ms_per_token": per_tok * 1e3, "whole_over_n_ms": median(tn) / n_new * 1e3})  # fmt: skip
+        r.setdefault("head_to_head", []).append(_head_to_head(vp, batch, lambda: gen(n_new), t1, n_new, 1 if quick else max(5, 2 * reps + 1)))
     return r
+
+
+def _head_to_head(vp, batch: int, gpt2_generate, gpt2_prefill_s: float, n_new: int, rounds: int) -> dict:
+    """Per-token times of our samplers (batch 1: cfg 1; batch 2: cfg 3, one doubled batch of 2) and of GPT-2
+    `generate` at the same batch, in turns; each prefill (measured alone) taken out, as in sections 2 and 3."""
+    import torch
+
+    from model.config import SamplingOptions
+    from model.sampling import sample, sample_jacobi
+
+    cfg = 1.0 if batch == 1 else 3.0
+    seq = t2v_sequence(vp.preset, n_new)
+    run = seq if cfg == 1.0 else seq.doubled()
+    o = SamplingOptions(guidance=cfg)
+
+    def prefill():
+        vp.lm.prefill(run, vp.lm.new_cache(run.batch, seq.prefix_len + n_new, run.tokens.device))
+
+    ours_pre = median(timed(prefill, 5))
+    fns = {"sequential": lambda i: sample(vp.lm, seq, o, generator=torch.Generator().manual_seed(i)),
+           "jacobi": lambda i: sample_jacobi(vp.lm, seq, o, generator=torch.Generator().manual_seed(i)),
+           "gpt2": lambda i: gpt2_generate()}  # fmt: skip
+    ms: dict[str, list[float]] = {k: [] for k in fns}
+    for i in range(rounds):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn(i)
+            whole = time.perf_counter() - t
+            ms[k].append((whole - (gpt2_prefill_s if k == "gpt2" else ours_pre)) / (n_new - 1) * 1e3)
+    ratios = {k: [g / o for g, o in zip(ms["gpt2"], ms[k])] for k in ("sequential", "jacobi")}
+    return {"batch": batch, "cfg": cfg, "rounds": rounds, "ms_per_token": {k: median(v) for k, v in ms.items()}, "ms_all": ms,
+            "ratio_median": {k: median(v) for k, v in ratios.items()}, "ratio_range": {k: [min(v), max(v)] for k, v in ratios.items()}}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ 4. uncached

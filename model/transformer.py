@@ -104,10 +104,29 @@ class KVCache:
         self.max_len = max_len
         self.cos = self.sin = torch.empty(0)  # rotary tables of the sequence, set by prefill
         self.bias = torch.empty(0)  # (B, 1, 1, max_len) additive mask of key_valid (0 / -inf), set by prefill
-        # the LM's projections as (in, out) contiguous copies, per layer (qkv, out, w13, w2), and the head's:
-        # set by PrefixLM.new_cache (see step_weights)
-        self.weights: list[tuple[torch.Tensor, ...]] = []
-        self.head = torch.empty(0)
+        # the LM's projections as (w, w_t) pairs, per layer (qkv, out, w13, w2), and the head's: set by
+        # PrefixLM.new_cache (see step_weights and project)
+        self.weights: list[tuple[tuple[torch.Tensor, torch.Tensor], ...]] = []
+        self.head: tuple[torch.Tensor, torch.Tensor] = (torch.empty(0), torch.empty(0))
+
+
+SMALL_ROWS = 16  # from 2 to this many rows, w @ x^T beats x @ w_t and F.linear (bench/layout_probe.py)
+
+
+def project(x: torch.Tensor, w: torch.Tensor, w_t: torch.Tensor | None = None) -> torch.Tensor:
+    """x (..., in) through the projection w (out, in), w_t being w as an (in, out) contiguous copy (or None).
+    A sampling step is a few small matrix products whose time depends on the kernel more than on the
+    arithmetic, and on this kind of CPU the fastest kernel depends on the number of rows
+    (bench/layout_probe.py): 2..SMALL_ROWS rows (a guided batch-2 step, a Jacobi chunk of 8 at batch 1 or 2)
+    w @ x^T, transposed back into a contiguous result (downstream ops on the transposed view cost more than
+    the copy); one row (a batch-1 decode step) or more (prefill) x @ w_t. Without w_t (training: the
+    parameters themselves) F.linear."""
+    rows = x.numel() // x.shape[-1]
+    if w_t is None:
+        return F.linear(x, w)
+    if 1 < rows <= SMALL_ROWS:
+        return (w @ x.reshape(rows, -1).t()).t().contiguous().view(*x.shape[:-1], w.shape[0])
+    return x @ w_t
 
 
 class Attention(nn.Module):
@@ -146,11 +165,11 @@ class Block(nn.Module):
         one = x.dim() == 2
         B, S, D = (x.shape[0], 1, x.shape[1]) if one else x.shape
         H, hd, eps = self.attn.n_heads, self.attn.head_dim, self.n1.eps
-        if cache is None:  # training: the parameters, F.linear
-            lin, (w_qkv, w_out, w13, w2) = F.linear, (self.attn.qkv.weight, self.attn.out.weight, self.mlp.w13.weight, self.mlp.w2.weight)
-        else:  # sampling: the cache's (in, out) copies, x @ w
-            lin, (w_qkv, w_out, w13, w2) = torch.matmul, cache.weights[layer]
-        qkv = lin(F.rms_norm(x, (D,), self.n1.weight, eps), w_qkv)
+        if cache is None:  # training: the parameters themselves (autograd)
+            p_qkv, p_out, p13, p2 = (self.attn.qkv.weight,), (self.attn.out.weight,), (self.mlp.w13.weight,), (self.mlp.w2.weight,)
+        else:  # sampling: the cache's copies, in both layouts
+            p_qkv, p_out, p13, p2 = cache.weights[layer]
+        qkv = project(F.rms_norm(x, (D,), self.n1.weight, eps), *p_qkv)
         qkv = qkv.view(B, 3 * H, 1, hd) if one else qkv.view(B, S, 3 * H, hd).transpose(1, 2)  # (B, 3H, S, hd)
         qk = apply_rope(qkv[:, : 2 * H], cos, sin)  # q and k rotated in one call
         q, k, v = qk[:, :H], qk[:, H:], qkv[:, 2 * H :]
@@ -161,9 +180,9 @@ class Block(nn.Module):
             k, v = kc.narrow(2, 0, start + S), vc.narrow(2, 0, start + S)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         y = y.view(B, D) if one else y.transpose(1, 2).reshape(B, S, D)
-        x = x + lin(y, w_out)
-        a, b = lin(F.rms_norm(x, (D,), self.n2.weight, eps), w13).chunk(2, dim=-1)
-        return x + lin(F.silu(a) * b, w2)
+        x = x + project(y, *p_out)
+        a, b = project(F.rms_norm(x, (D,), self.n2.weight, eps), *p13).chunk(2, dim=-1)
+        return x + project(F.silu(a) * b, *p2)
 
 
 def prefix_lm_mask(key_valid: torch.Tensor, prefix_len: int, q_start: int = 0, n_q: int | None = None) -> torch.Tensor:
@@ -269,15 +288,14 @@ class PrefixLM(nn.Module):
         return cache
 
     @torch.no_grad()
-    def step_weights(self) -> tuple[list[tuple[torch.Tensor, ...]], torch.Tensor]:
-        """The projections transposed to (in, out) and made contiguous, for the cached passes (prefill, decode
-        steps, Jacobi chunks). On the CPUs measured, `x @ w_t` of one token runs the whole decode step 1.5x
-        (batch 1) to 1.7x (batch 2) faster than F.linear on the (out, in) parameters (bench/layout_probe.py):
-        the step is a row of small matrix-vector products. Copied per cache (17 MB, about a millisecond),
-        so a sampler always uses the weights as they are when it starts."""
-        t = lambda w: w.detach().t().contiguous()  # noqa: E731
-        layers = [(t(b.attn.qkv.weight), t(b.attn.out.weight), t(b.mlp.w13.weight), t(b.mlp.w2.weight)) for b in self.blocks]
-        return layers, t(self.head.weight)
+    def step_weights(self) -> tuple[list[tuple[tuple[torch.Tensor, torch.Tensor], ...]], tuple[torch.Tensor, torch.Tensor]]:
+        """Every projection as a (w, w_t) pair for the cached passes (prefill, decode steps, Jacobi chunks):
+        w a copy of the (out, in) weight, w_t the same transposed to (in, out), contiguous; `project` picks
+        the one whose kernel is fastest for the rows at hand. Copied per cache (35 MB, a few milliseconds
+        against a few hundred for a clip), so a sampler uses the weights as they are when it starts."""
+        pair = lambda w: (w.detach().clone(), w.detach().t().contiguous())  # noqa: E731
+        layers = [(pair(b.attn.qkv.weight), pair(b.attn.out.weight), pair(b.mlp.w13.weight), pair(b.mlp.w2.weight)) for b in self.blocks]
+        return layers, pair(self.head.weight)
 
     def prefill(self, seq: Sequence, cache: KVCache) -> torch.Tensor:
         """Run the prefix, <bov_o> and any given visual-out ids once; fill the cache; return logits (B, V)
@@ -290,14 +308,14 @@ class PrefixLM(nn.Module):
         mask = prefix_lm_mask(cache.key_valid[:, :S], seq.prefix_len)
         cache.cos, cache.sin = self.rope(seq, cache.max_len)
         h = self._run(x, mask, 0, cache.cos[:S], cache.sin[:S], cache)
-        return h[:, -1] @ cache.head
+        return project(h[:, -1], *cache.head)
 
     def decode_chunk(self, tokens: torch.Tensor, pos: int, cache: KVCache, prefix_len: int) -> torch.Tensor:
         """Feed S visual ids (B, S) at positions pos..pos+S-1 (causal among themselves); logits (B, S, V)."""
         x = self.embed(tokens + N_SPECIAL)
         S = tokens.shape[1]
         mask = prefix_lm_mask(cache.key_valid[:, : pos + S], prefix_len, pos, S)
-        return self._run(x, mask, pos, cache.cos[pos : pos + S], cache.sin[pos : pos + S], cache) @ cache.head
+        return project(self._run(x, mask, pos, cache.cos[pos : pos + S], cache.sin[pos : pos + S], cache), *cache.head)
 
     def decode_step(self, token: torch.Tensor, pos: int, cache: KVCache) -> torch.Tensor:
         """Feed one visual id (B,) at position pos; return logits (B, V) for the next one."""
@@ -305,4 +323,4 @@ class PrefixLM(nn.Module):
         # a new output token sees every valid key up to itself (the prefix is all before it): a slice of the
         # additive mask made at prefill (a bool mask is converted in every layer, two more ops each)
         mask = cache.bias[:, :, :, : pos + 1].to(x.dtype)
-        return self._run(x, mask, pos, cache.cos[pos : pos + 1], cache.sin[pos : pos + 1], cache) @ cache.head
+        return project(self._run(x, mask, pos, cache.cos[pos : pos + 1], cache.sin[pos : pos + 1], cache), *cache.head)

@@ -191,8 +191,22 @@ def test_cache_takes_the_weights_as_they_are_when_made():
     full = lm(dataclasses.replace(seq, tokens=torch.cat([seq.tokens, tasks.visual_token(torch.zeros(2, seq.n_out, dtype=torch.long))], 1)))
     assert torch.allclose(after, full[:, 0], atol=1e-5)
     assert not torch.allclose(after, before, atol=1e-3)
-    assert not torch.equal(old.weights[0][0], lm.blocks[0].attn.qkv.weight.t())
-    assert all(w.is_contiguous() and w.shape[0] == lm.cfg.dim for w in (old.weights[0][0], old.weights[0][2], old.head))
+    (w, w_t), head = old.weights[0][0], old.head
+    assert not torch.equal(w, lm.blocks[0].attn.qkv.weight) and torch.equal(w, w_t.t())
+    assert w_t.is_contiguous() and head[1].is_contiguous() and w_t.shape[0] == head[1].shape[0] == lm.cfg.dim
+
+
+@pytest.mark.parametrize("shape", [(1, 24), (2, 24), (1, 1, 24), (1, 8, 24), (2, 8, 24), (3, 3, 24), (1, 17, 24), (40, 24)])
+def test_project_is_f_linear_whatever_kernel_it_picks(shape):
+    """project() picks a matrix-product kernel by the number of rows (1, up to SMALL_ROWS, more); every
+    choice is x @ w^T up to float rounding, contiguous, in the input's shape."""
+    from model.transformer import project
+
+    g = torch.Generator().manual_seed(0)
+    w, x = torch.randn(40, 24, generator=g), torch.randn(*shape, generator=g)
+    ref = torch.nn.functional.linear(x, w)
+    for out in (project(x, w, w.t().contiguous()), project(x, w)):
+        assert out.shape == ref.shape and out.is_contiguous() and torch.allclose(out, ref, atol=1e-5)
 
 def test_cfg_scale_one_equals_conditional():
     lm = _lm()
