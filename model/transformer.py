@@ -10,7 +10,9 @@ checkpoints). The tables of a sequence are computed once and kept in the KV cach
 
 Pre-norm blocks with RMSNorm, rotary positions and SwiGLU; fused QKV and gate/up weights (fewer, larger
 ops: at this size per-call overhead, not arithmetic, is the cost). A static KV cache is written by index,
-so sampling is prefill once + one small step per token with no per-step allocation of the cache.
+so sampling is prefill once + one small step per token with no per-step allocation of the cache. The cache
+also holds each projection in two layouts, and `project` picks the matrix-product kernel by the number of
+rows: at a step's one or two rows the kernel, not the arithmetic, sets the time (bench/layout_probe.py).
 """
 
 from __future__ import annotations
