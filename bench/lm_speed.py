@@ -85,6 +85,17 @@ def bench_decode(vp, reps: int, bandwidth_gbs: Optional[float], quick: bool = Fa
     return r
 
 
+def _prefill_fn(lm, run, max_len: int):
+    """What a sampler does before its first step (a fresh cache, the prefix run into it), to time alone."""
+    import torch
+
+    @torch.no_grad()
+    def prefill():
+        lm.prefill(run, lm.new_cache(run.batch, max_len, run.tokens.device))
+
+    return prefill
+
+
 def _decode_row(lm, seq, n_out, batch, cfg, reps, quick, preset, threads, floor_ms, sampler="sequential") -> dict:
     import torch
 
@@ -101,11 +112,7 @@ def _decode_row(lm, seq, n_out, batch, cfg, reps, quick, preset, threads, floor_
         return out
 
     run = seq if cfg == 1.0 else seq.doubled()
-
-    @torch.no_grad()
-    def prefill():
-        cache = lm.new_cache(run.batch, seq.prefix_len + n_out, run.tokens.device)
-        lm.prefill(run, cache)
+    prefill = _prefill_fn(lm, run, seq.prefix_len + n_out)
 
     def full(i=[0], s=seq):
         i[0] += 1
@@ -187,10 +194,7 @@ def _head_to_head(vp, batch: int, gpt2_generate, gpt2_prefill_s: float, n_new: i
     run = seq if cfg == 1.0 else seq.doubled()
     o = SamplingOptions(guidance=cfg)
 
-    def prefill():
-        vp.lm.prefill(run, vp.lm.new_cache(run.batch, seq.prefix_len + n_new, run.tokens.device))
-
-    ours_pre = median(timed(prefill, 5))
+    ours_pre = median(timed(_prefill_fn(vp.lm, run, seq.prefix_len + n_new), 5))
     fns = {"sequential": lambda i: sample(vp.lm, seq, o, generator=torch.Generator().manual_seed(i)),
            "jacobi": lambda i: sample_jacobi(vp.lm, seq, o, generator=torch.Generator().manual_seed(i)),
            "gpt2": lambda i: gpt2_generate()}  # fmt: skip

@@ -128,6 +128,15 @@ def render(res: dict) -> str:
             return True
         return False
 
+    def optional_section(name: str, title: str) -> bool:
+        """A section only some runs have (4a-4c): nothing at all when the run left it out, else its title
+        (and any failure); True when there are results to render."""
+        if name not in res and name not in res.get("errors", {}):
+            return False
+        add(title)
+        add("")
+        return not failed(name)
+
     goal_rows = goals(res)
     add("## Goals")
     add("")
@@ -217,53 +226,44 @@ def render(res: dict) -> str:
         add(f"| `sample` (cached, incl. prefill) | {r['cached_s'] * 1e3:.0f} ms | {r['cached_ms_per_token']:.2f} ms |")
         add("")
 
-    if "layout" in res or failed("layout"):
-        add("## 4a. Matrix-product kernels of the sampler's model calls")
+    if optional_section("layout", "## 4a. Matrix-product kernels of the sampler's model calls"):
+        r = res["layout"]
+        add(f"The shipped LM's model calls (position 100 of the output, {r['threads']} threads) with four policies for its projections, "
+            f"timed in turns ({r['rounds']} rounds, best of each; `bench/layout_probe.py`): `f_linear` F.linear on the (out, in) weights; "
+            "`x_wt` x @ w_t on (in, out) contiguous copies; `by_rows` (the sampler's, `model.transformer.project`) w @ x^T for "
+            f"2..{r['small_rows']} rows and x @ w_t otherwise; `x_wt_bf16` x @ w_t on bfloat16 copies under bf16 autocast.")
         add("")
-        if not failed("layout"):
-            r = res["layout"]
-            add(f"The shipped LM's model calls (position 100 of the output, {r['threads']} threads) with four policies for its projections, "
-                f"timed in turns ({r['rounds']} rounds, best of each; `bench/layout_probe.py`): `f_linear` F.linear on the (out, in) weights; "
-                "`x_wt` x @ w_t on (in, out) contiguous copies; `by_rows` (the sampler's, `model.transformer.project`) w @ x^T for "
-                f"2..{r['small_rows']} rows and x @ w_t otherwise; `x_wt_bf16` x @ w_t on bfloat16 copies under bf16 autocast.")
-            add("")
-            header("call", "rows", *r["calls"][next(iter(r["calls"]))]["ms"], "fastest", "max logit difference vs by_rows")
-            for name, c in r["calls"].items():
-                base = c["ms"]["f_linear"]
-                cells = [f"{ms:.2f} ms ({base / ms:.2f}x)" for ms in c["ms"].values()]
-                diff = max(v for k, v in c["max_abs_logit_diff_vs_by_rows"].items() if not k.endswith("bf16"))
-                add(f"| {name} | {c['rows']} | " + " | ".join(cells) + f" | {c['fastest']} | fp32 {diff:.1e}, bf16 {c['max_abs_logit_diff_vs_by_rows']['x_wt_bf16']:.1e} |")
-            add("")
-            add("(x) = speed relative to `f_linear` in the same row.")
-            add("")
-    if "compile" in res or failed("compile"):
-        add("## 4b. `torch.compile` of the decode step")
+        header("call", "rows", *r["calls"][next(iter(r["calls"]))]["ms"], "fastest", "max logit difference vs by_rows")
+        for name, c in r["calls"].items():
+            base = c["ms"]["f_linear"]
+            cells = [f"{ms:.2f} ms ({base / ms:.2f}x)" for ms in c["ms"].values()]
+            diff = max(v for k, v in c["max_abs_logit_diff_vs_by_rows"].items() if not k.endswith("bf16"))
+            add(f"| {name} | {c['rows']} | " + " | ".join(cells) + f" | {c['fastest']} | fp32 {diff:.1e}, bf16 {c['max_abs_logit_diff_vs_by_rows']['x_wt_bf16']:.1e} |")
         add("")
-        if not failed("compile"):
-            add(f"`model.sampling.sample` of 320 tokens with `lm.decode_step` eager or wrapped in `torch.compile(dynamic=True)` "
-                f"(torch {res['compile']['torch']}, {res['compile']['threads']} threads); per token = whole sample / 320.")
-            add("")
-            header("batch", "mode", "per token", "vs eager", "first run (compiles)", "same tokens")
-            for r in res["compile"]["rows"]:
-                if "error" in r:
-                    add(f"| {r['batch']} | {r['mode']} | failed: {r['error']} | | | |")
-                else:
-                    add(f"| {r['batch']} | {r['mode']} | {f(r['ms_per_token'])} ms | {f(r.get('speedup'), '.2f') + 'x' if 'speedup' in r else '-'} | "
-                        f"{f(r.get('first_run_s'), '.1f') + ' s' if 'first_run_s' in r else '-'} | {('yes' if r['same_tokens'] else 'no') if 'same_tokens' in r else '-'} |")
-            add("")
-    if "threads" in res or failed("threads"):
-        add("## 4c. Threads per phase of the default clip")
+        add("(x) = speed relative to `f_linear` in the same row.")
         add("")
-        if not failed("threads"):
-            t = res["threads"]
-            counts = sorted({int(n) for v in t["seconds"].values() for n in v})
-            add(f"Median seconds per phase at each intra-op thread count ({t['cpus']} CPUs in this process's affinity; "
-                f"{t['decoding']} decoding, guidance {t['guidance']:g}).")
-            add("")
-            header("phase", *(f"{n} thread{'s' if n > 1 else ''}" for n in counts), "fastest")
-            for phase, v in t["seconds"].items():
-                add(f"| {phase} | " + " | ".join(f"{v.get(n, v.get(str(n))) * 1e3:.1f} ms" for n in counts) + f" | {t['best_threads'][phase]} |")
-            add("")
+    if optional_section("compile", "## 4b. `torch.compile` of the decode step"):
+        add(f"`model.sampling.sample` of 320 tokens with `lm.decode_step` eager or wrapped in `torch.compile(dynamic=True)` "
+            f"(torch {res['compile']['torch']}, {res['compile']['threads']} threads); per token = whole sample / 320.")
+        add("")
+        header("batch", "mode", "per token", "vs eager", "first run (compiles)", "same tokens")
+        for r in res["compile"]["rows"]:
+            if "error" in r:
+                add(f"| {r['batch']} | {r['mode']} | failed: {r['error']} | | | |")
+            else:
+                add(f"| {r['batch']} | {r['mode']} | {f(r['ms_per_token'])} ms | {f(r.get('speedup'), '.2f') + 'x' if 'speedup' in r else '-'} | "
+                    f"{f(r.get('first_run_s'), '.1f') + ' s' if 'first_run_s' in r else '-'} | {('yes' if r['same_tokens'] else 'no') if 'same_tokens' in r else '-'} |")
+        add("")
+    if optional_section("threads", "## 4c. Threads per phase of the default clip"):
+        t = res["threads"]
+        counts = sorted({int(n) for v in t["seconds"].values() for n in v})
+        add(f"Median seconds per phase at each intra-op thread count ({t['cpus']} CPUs in this process's affinity; "
+            f"{t['decoding']} decoding, guidance {t['guidance']:g}).")
+        add("")
+        header("phase", *(f"{n} thread{'s' if n > 1 else ''}" for n in counts), "fastest")
+        for phase, v in t["seconds"].items():
+            add(f"| {phase} | " + " | ".join(f"{v.get(n, v.get(str(n))) * 1e3:.1f} ms" for n in counts) + f" | {t['best_threads'][phase]} |")
+        add("")
     add("## 5. End to end, cold process")
     add("")
     if not failed("e2e"):
