@@ -174,9 +174,8 @@ def test_kv_cache_equals_full_recompute(task):
         assert torch.equal(a, b)
 
 
-
 def test_cache_takes_the_weights_as_they_are_when_made():
-    """The cached passes read (in, out) copies of the projections made by new_cache: a cache made after the
+    """The cached passes read copies of the projections ((w, w_t) pairs) made by new_cache: a cache made after the
     weights change gives the changed model's logits (no stale copy kept on the module), and one made
     before keeps the weights it was made with."""
     lm = _lm()
@@ -207,6 +206,7 @@ def test_project_is_f_linear_whatever_kernel_it_picks(shape):
     ref = torch.nn.functional.linear(x, w)
     for out in (project(x, w, w.t().contiguous()), project(x, w)):
         assert out.shape == ref.shape and out.is_contiguous() and torch.allclose(out, ref, atol=1e-5)
+
 
 def test_cfg_scale_one_equals_conditional():
     lm = _lm()
