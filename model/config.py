@@ -126,6 +126,9 @@ class SamplingOptions:
     seed: int = 0  # the seed a call uses when it is given none
     decoding: str = "sequential"  # or "jacobi": several tokens per model call, same tokens (model.sampling)
     negative: str = ""  # text guidance steers away from ("" = the text-dropped model, as trained)
+    # the prompt rewritten into training words first (model.prompt_reader); None = on for a preset's own
+    # shipped weights (whose training words the reader knows), off for any other checkpoint
+    read_prompt: Optional[bool] = None
 
     ALIASES = {"cfg": "guidance"}  # older names still accepted (preset key, Python keyword)
 

@@ -59,6 +59,7 @@ class VideoPoet:
             raise InvalidInput("float16 is not usable on a CPU (use bfloat16 or float32)")
         self.dtype = dtype
         self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
+        self._reader = None  # model.prompt_reader.PromptReader, built on first use
 
     # -- loading ------------------------------------------------------------------------------------
     @classmethod
@@ -129,6 +130,29 @@ class VideoPoet:
         config = {"tokenizer": dataclasses.asdict(self.preset.tokenizer), "lm": dataclasses.asdict(self.preset.lm)}
         save_checkpoint(Path(path), {"tokenizer": self.tokenizer, "lm": self.lm}, config, "videopoet", dtype=dtype)
 
+    @property
+    def shipped_weights(self) -> bool:
+        """Whether this is the preset's own shipped checkpoint (trained on the shape world's captions)."""
+        shipped = weights_path(self.preset)
+        return shipped is not None and self.checkpoint is not None and Path(self.checkpoint).resolve() == shipped.resolve()
+
+    def reads_prompts(self, options: Optional[SamplingOptions] = None) -> bool:
+        flag = self.sampling_options(options).read_prompt
+        return self.shipped_weights if flag is None else flag
+
+    def prompt_for_lm(self, prompt: str, options: Optional[SamplingOptions] = None) -> str:
+        """The text the LM is given for `prompt`: rewritten into training words when prompt reading is on
+        and the reader places every attribute (model.prompt_reader), else the prompt as written."""
+        if not self.reads_prompts(options):
+            return prompt
+        if self._reader is None:
+            from .prompt_reader import PromptReader
+            from .text import shared_text_encoder
+
+            enc = shared_text_encoder(self.preset.lm.max_text_tokens)
+            self._reader = PromptReader(lambda texts: enc.encode(list(texts))[2])
+        return self._reader.rewrite(prompt)
+
     def prompt_notes(self, prompt: str) -> list[str]:
         """Things a user should know before a prompt runs: text past the encoder's window is ignored;
         with the shipped weights (trained on the shape world), a prompt naming no colour, shape or motion
@@ -143,8 +167,7 @@ class VideoPoet:
             tail = kept if len(kept) <= 40 else "..." + kept[-37:]
             notes.append(f"only the first {self.preset.lm.max_text_tokens} text tokens of the prompt are read "
                          f"(up to \"{tail}\"); the rest is ignored")  # fmt: skip
-        shipped = weights_path(self.preset)
-        if shipped is not None and self.checkpoint is not None and Path(self.checkpoint).resolve() == shipped.resolve():
+        if self.shipped_weights:
             from .data.captions import parse_attributes
 
             if parse_attributes(prompt) == (None, None, None):
@@ -217,6 +240,7 @@ class VideoPoet:
         """One task's visual-out ids. `seed` may be a list: a batch of that many clips, clip i drawn from
         its own generator, so each equals the clip a run with that seed alone makes."""
         seeds = seed if isinstance(seed, (list, tuple)) else None
+        prompt = self.prompt_for_lm(prompt, options)
         states, valid, pooled = self.encode_text([prompt] * (len(seeds) if seeds else 1))
         seq = tasks.build(task, states, valid, pooled, n_out, visual_in=visual_in, visual_out=forced, in_mask=in_mask)
         if in_mask is not None and task in tasks.MASKED_TASKS:  # keep every visible cell's id: only hidden ones are drawn

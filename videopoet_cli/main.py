@@ -184,6 +184,13 @@ TopPOpt = Annotated[Optional[float], typer.Option("--top-p", rich_help_panel=_SA
 DecodingOpt = Annotated[Optional[str], typer.Option("--decoding", metavar="sequential|jacobi", rich_help_panel=_SAMPLE, help="jacobi: several tokens per model call (parallel decoding); gives the same tokens as sequential for a seed, in fewer model calls. Default: the preset's.")]
 CfgOpt = Annotated[Optional[float], typer.Option("--cfg", "--guidance", rich_help_panel=_SAMPLE, help="Classifier-free guidance scale, >= 0 (1 = off; default: the preset's, 3.0).")]
 NegativeOpt = Annotated[Optional[str], typer.Option("--negative", metavar="TEXT", rich_help_panel=_SAMPLE, help="What to steer away from: guidance pushes from this text instead of from no text (e.g. --negative \"red\").")]
+ReadPromptOpt = Annotated[
+    Optional[bool],
+    typer.Option("--read-prompt/--literal", rich_help_panel=_SAMPLE, show_default=False,
+                 help="--read-prompt: words the model was not trained on (\"lifting off\", \"tent shape\") are read by "
+                      "text similarity and the model gets the prompt in its training words (shown as a note). --literal: "
+                      "the prompt as written. Default: reading on with the preset's shipped weights, off for other checkpoints."),
+]
 SecondsOpt = Annotated[Optional[float], typer.Option("--seconds", "-s", rich_help_panel=_TIME, help="Length in seconds, up to 150 (default 2). Not with --frames.")]
 FramesOpt = Annotated[Optional[int], typer.Option("--frames", rich_help_panel=_TIME, help="Exact number of frames, 1..1201. Not with --seconds.")]
 FpsOpt = Annotated[Optional[float], typer.Option("--fps", rich_help_panel=_TIME, help="Frames per second of the output, up to 120 (default: the preset's, 8).")]
@@ -397,7 +404,11 @@ class Run:
         vp = self.load()
 
         for prompt in dict.fromkeys(job.prompt for job in jobs):
-            for line in vp.prompt_notes(prompt):
+            lines = vp.prompt_notes(prompt)
+            read_as = vp.prompt_for_lm(prompt, self.options)
+            if read_as != prompt:
+                lines.append(f"read as \"{read_as}\" (in the words the model was trained on; --literal gives it the prompt as written)")
+            for line in lines:
                 self.note(f"note: {line}" if len(jobs) == 1 else f"note: {_short(prompt)}: {line}")
 
         # variations of one prompt run as one batch when the command can (clip i is still seed+i's clip)
@@ -466,6 +477,7 @@ class Run:
             "preset": vp.preset.name, "checkpoint_sha256": vp.checkpoint_sha256, "sampling": self.options.sampler_view(),
             "dtype": self.dtype,
             "frames": int(t), "fps": int(fps) if float(fps).is_integer() else float(fps), "width": int(w), "height": int(h),
+            **({"read_as": read_as} if (read_as := vp.prompt_for_lm(job.prompt, self.options)) != job.prompt else {}),
             **{k: v for k, v in job.extra.items() if k != "input" or v != STDIO},
         }  # fmt: skip
 
@@ -476,6 +488,7 @@ class Run:
             record = {
                 "path": job.path,
                 "prompt": job.prompt,
+                **({"read_as": read_as} if (read_as := vp.prompt_for_lm(job.prompt, self.options)) != job.prompt else {}),
                 "seed": job.seed,
                 "preset": vp.preset.name,
                 "checkpoint": str(vp.checkpoint) if vp.checkpoint else None,
@@ -649,6 +662,7 @@ def generate(
     cfg: CfgOpt = None,
     decoding: DecodingOpt = None,
     negative: NegativeOpt = None,
+    read_prompt: ReadPromptOpt = None,
     size: SizeOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
@@ -668,7 +682,8 @@ def generate(
         then_prompts = [_check_text(t, "a --then prompt") for t in (then or [])]
         run = _setup("generate", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative))
+                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative,
+                                   read_prompt=read_prompt))
         prompts = _collect_prompts(prompt, prompts_file)
         out_fps = float(fps if fps is not None else run.preset.video.fps)
         n_frames = _frame_count(run.preset, seconds, frames, out_fps)
@@ -712,6 +727,7 @@ def animate(
     cfg: CfgOpt = None,
     decoding: DecodingOpt = None,
     negative: NegativeOpt = None,
+    read_prompt: ReadPromptOpt = None,
     size: SizeOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
@@ -729,7 +745,8 @@ def animate(
         check_input(image)
         run = _setup("animate", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative))
+                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative,
+                                   read_prompt=read_prompt))
         out_fps = float(fps if fps is not None else run.preset.video.fps)
         n_frames = _frame_count(run.preset, seconds, frames, out_fps)
         _frames_note(run, n_frames, out_fps)
@@ -768,6 +785,7 @@ def extend(
     cfg: CfgOpt = None,
     decoding: DecodingOpt = None,
     negative: NegativeOpt = None,
+    read_prompt: ReadPromptOpt = None,
     size: SizeOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
@@ -785,7 +803,8 @@ def extend(
         check_input(input)
         run = _setup("extend", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative))
+                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative,
+                                   read_prompt=read_prompt))
         native = run.preset.video.fps
         out_fps = float(fps if fps is not None else native)
         extra = {"input": input, "seconds": seconds, **({"then": prompts[1:]} if len(prompts) > 1 else {})}
@@ -826,6 +845,7 @@ def stylize(
     cfg: CfgOpt = None,
     decoding: DecodingOpt = None,
     negative: NegativeOpt = None,
+    read_prompt: ReadPromptOpt = None,
     size: SizeOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
@@ -843,7 +863,8 @@ def stylize(
         check_input(input)
         run = _setup("stylize", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative))
+                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative,
+                                   read_prompt=read_prompt))
         extra = {"input": input, "motion_only": motion_only, **({"max_seconds": max_seconds} if max_seconds else {})}
         jobs = run.plan([(text, i, extra) for i in range(num)], input_stem(input, text))
         video, _ = _read_video_input(input, run.preset, run, max_seconds)
@@ -945,6 +966,7 @@ def inpaint(
     cfg: CfgOpt = None,
     decoding: DecodingOpt = None,
     negative: NegativeOpt = None,
+    read_prompt: ReadPromptOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
@@ -964,7 +986,8 @@ def inpaint(
         check_input(input)
         run = _setup("inpaint", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=None, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative))
+                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative,
+                                   read_prompt=read_prompt))
         extra = {"input": input, **({"box": rect} if rect else {"mask": mask}), **({"max_seconds": max_seconds} if max_seconds else {})}
 
         def build(frames: Any) -> tuple:
@@ -1003,6 +1026,7 @@ def outpaint(
     cfg: CfgOpt = None,
     decoding: DecodingOpt = None,
     negative: NegativeOpt = None,
+    read_prompt: ReadPromptOpt = None,
     overwrite: OverwriteOpt = False,
     quiet: QuietOpt = False,
     json_out: JsonOpt = False,
@@ -1030,7 +1054,8 @@ def outpaint(
         check_input(input)
         run = _setup("outpaint", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=None, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative))
+                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative,
+                                   read_prompt=read_prompt))
         extra = {"input": input, **({"pad": margins} if margins is not None else {"to": list(canvas)}),
                  **({"max_seconds": max_seconds} if max_seconds else {})}  # fmt: skip
 
@@ -1103,6 +1128,8 @@ def reproduce_command(p: dict) -> str:
                       ("cfg", "--guidance"), ("decoding", "--decoding"), ("negative", "--negative")):  # fmt: skip (cfg: files before 0.2)
         if key in s and s[key] not in ("", None):
             args += [flag, str(s[key])]
+    if s.get("read_prompt") is not None:  # None: the default for that checkpoint
+        args.append("--read-prompt" if s["read_prompt"] else "--literal")
     return " ".join(shlex.quote(str(a)) for a in args)
 
 
@@ -1126,7 +1153,7 @@ def info(
         if json_out:
             typer.echo(json.dumps(p, indent=2))
             return
-        for key in ("tool", "command", "prompt", "seed", "preset", "checkpoint_sha256", "frames", "fps", "width", "height"):
+        for key in ("tool", "command", "prompt", "read_as", "seed", "preset", "checkpoint_sha256", "frames", "fps", "width", "height"):
             if key in p:
                 typer.echo(f"{key + ':':<19}{p[key]}")
         s = p.get("sampling", {})

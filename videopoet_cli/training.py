@@ -260,6 +260,7 @@ def eval_cmd(
     temperature: Optional[float] = typer.Option(None, "--temperature"),
     top_k: Optional[int] = typer.Option(None, "--top-k"),
     decoding: Optional[str] = typer.Option(None, "--decoding", help="sequential or jacobi (parallel decoding)."),
+    read_prompt: Optional[bool] = typer.Option(None, "--read-prompt/--literal", help="Rewrite prompts into training words first (model.prompt_reader) or give the LM each prompt as written. Default: reading on for the preset's shipped weights, off for other checkpoints."),
     seed: int = typer.Option(0, "--seed", min=0, help="Clip i of every task is sampled with seed SEED + i: another value draws the same prompts and clips again, to see how far a rate moves by chance."),
     out: Path = typer.Option(Path("eval.json"), "--out", "-o", help="JSON report."),
     overwrite: bool = typer.Option(False, "--overwrite"),
@@ -270,6 +271,7 @@ def eval_cmd(
 
     Example: videopoet eval --out eval.json
     Example: videopoet eval --tasks t2v --seed 100 --out eval-seed100.json
+    Example: videopoet eval --checkpoint runs/x/tiny.safetensors --read-prompt --out x.json
     """
 
     def body():
@@ -292,7 +294,8 @@ def eval_cmd(
         if not out.parent.is_dir():
             raise InvalidInput(f"output folder does not exist: {out.parent}")
         vp = VideoPoet.from_pretrained(preset, checkpoint)
-        options = vp.sampling_options(guidance=guidance, temperature=temperature, top_k=top_k, decoding=decoding)
+        options = vp.sampling_options(guidance=guidance, temperature=temperature, top_k=top_k, decoding=decoding,
+                                      read_prompt=read_prompt)
         console = Console(stderr=True)
         with console.status("evaluating") as status:
             report = run_eval(vp, chosen, limit, tick=lambda s: status.update(f"evaluating: {s}"), options=options, seed=seed)
