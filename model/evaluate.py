@@ -263,7 +263,7 @@ def run_eval(vp: VideoPoet, tasks: tuple[str, ...] = TASKS, limit: Optional[int]
     another `seed` draws the same prompts and clips again, which shows how far a rate moves by chance."""
     torch.manual_seed(0)
     report: dict = {"preset": vp.preset.name, "checkpoint": _repo_relative(vp.checkpoint), "checkpoint_hash": vp.checkpoint_hash,
-                    "sampling": vp.sampling_options(options).sampler_view(), "reads_prompts": vp.reads_prompts(options),
+                    "sampling": {**vp.sampling_options(options).sampler_view(), "read_prompt": vp.reads_prompts(options)},
                     "seed": seed}  # fmt: skip
     t0 = time.time()
     small = limit or 20

@@ -12,20 +12,28 @@ wordings stay unseen (a test checks it).
 
 Rules, in order (each one a place where being wrong is cheaper than guessing):
   * whole-word training wordings are read as they are ("crimson", "moving left"), longest first;
-  * an attribute with no training wording is read from the phrase (1-5 words, not only stop words, not
+  * a colour with no training wording is looked up in the xkcd colour survey's 949 names ("mint",
+    "teal", "plum"; model/data/colour_names.json, CC0) and its RGB mapped to the world colour of the
+    nearest hue (pale, bright names to white; dark greys and blacks to nothing): MiniLM places colour
+    names poorly ("mint" nearest blue), an RGB value does not;
+  * an attribute still unread is read from the phrase (1-5 words, not only stop words, not
     inside a matched wording) whose sentence vector lies nearest one value's centroid of training
     wordings, ranked by that similarity plus its margin over the runner-up value, and kept only when
     the similarity is at least MIN_SIMILARITY;
-  * the prompt is rewritten only when every attribute is read, at least one of them from a training
-    wording, none twice with different values, and at least one only by similarity. A prompt in
-    training words already is left as written; one the reader cannot place (no shape-world word at
-    all, a colour named twice) goes to the LM unchanged.
+  * similarity is tried only in a prompt anchored by a training wording or a colour name, and the
+    prompt is rewritten only when every attribute is read, none twice with different values, and at
+    least one not from a training wording. A prompt in training words already is left as written; one
+    the reader cannot place (no shape-world word at all, a colour named twice) goes to the LM unchanged.
 """
 
 from __future__ import annotations
 
+import colorsys
+import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -33,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from .data.captions import BACKGROUND_WORDS, COLOR_WORDS, MOTION_VERBS, MOTION_WORDS, SHAPE_WORDS, canonical_caption
-from .data.world import COLORS_LIST, MOTIONS, SHAPES
+from .data.world import COLORS, COLORS_LIST, MOTIONS, SHAPES
 
 ATTRIBUTES = ("color", "shape", "motion")
 MIN_SIMILARITY = 0.4  # cosine to a value's centroid; unrelated words ("dog", "sunset") score 0.3-0.45
@@ -54,14 +62,45 @@ def training_vocabulary() -> list[tuple[str, str, str]]:
     return rows
 
 
+def _hsv(rgb: tuple[int, int, int]) -> tuple[float, float, float]:
+    h, s, v = colorsys.rgb_to_hsv(*(x / 255 for x in rgb))
+    return h * 360, s, v
+
+
+def world_colour(rgb: tuple[int, int, int]) -> Optional[str]:
+    """The world colour an RGB value names: white for pale bright values, none for greys and near-black,
+    else the chromatic world colour of the nearest hue."""
+    hue, sat, val = _hsv(rgb)
+    if val < 0.15:
+        return None
+    if sat < 0.25:
+        return "white" if val >= 0.75 else None
+    hues = {c: _hsv(v)[0] for c, v in COLORS.items() if c != "white"}
+    return min(hues, key=lambda c: min(abs(hue - hues[c]), 360 - abs(hue - hues[c])))
+
+
+@lru_cache(maxsize=1)
+def colour_names() -> dict[str, str]:
+    """xkcd colour survey name (hyphens as spaces) -> world colour, for the names that map to one."""
+    table = json.loads((Path(__file__).parent / "data" / "colour_names.json").read_text())["colours"]
+    out = {}
+    for name, hexval in table.items():
+        c = world_colour(tuple(int(hexval[i : i + 2], 16) for i in (1, 3, 5)))
+        if c is not None:
+            out[name.replace("-", " ")] = c
+    return out
+
+
 @dataclass(frozen=True)
 class Reading:
-    """What the reader made of a prompt. `values` maps attribute -> value; `by_similarity` names the
-    attributes read from a phrase that is not a training wording, with that phrase."""
+    """What the reader made of a prompt: `values` maps attribute -> value, `how` maps it to how it was
+    read ("wording": a training wording; "name": a colour name; "similarity") and `phrases` to the
+    prompt's words it was read from, where that was not a training wording."""
 
     prompt: str
     values: dict[str, str] = field(default_factory=dict)
-    by_similarity: dict[str, str] = field(default_factory=dict)
+    how: dict[str, str] = field(default_factory=dict)
+    phrases: dict[str, str] = field(default_factory=dict)
     conflicting: bool = False
 
     @property
@@ -70,9 +109,11 @@ class Reading:
 
     @property
     def rewritten(self) -> Optional[str]:
-        """The training-style caption the LM gets instead of the prompt, or None (prompt used as written)."""
-        exact = [a for a in ATTRIBUTES if a in self.values and a not in self.by_similarity]
-        if self.conflicting or not self.complete or not exact or not self.by_similarity:
+        """The training-style caption the LM gets instead of the prompt, or None (prompt used as written):
+        every attribute read, one of them anchored (a training wording or a colour name), one not a
+        training wording."""
+        ways = [self.how.get(a) for a in ATTRIBUTES]
+        if self.conflicting or not self.complete or "wording" not in ways and "name" not in ways or ways.count("wording") == 3:
             return None
         c, s, m = (self.values[a] for a in ATTRIBUTES)
         text = canonical_caption(c, s, m)
@@ -119,13 +160,31 @@ class PromptReader:
                     used |= {i for i, (_, a, b) in enumerate(words) if a >= m.start() and b <= m.end()}
         conflicting = any(len(v) > 1 for v in found.values())
         values = {a: next(iter(v)) for a, v in found.items() if len(v) == 1}
-        missing = [a for a in ATTRIBUTES if a not in found]
-        by_similarity: dict[str, str] = {}
-        if missing and not conflicting and any(a in values for a in ATTRIBUTES):
-            by_similarity = self._similar(words, used, missing)
-            values.update({a: v for a, (v, _) in by_similarity.items()})
-            by_similarity = {a: phrase for a, (_, phrase) in by_similarity.items()}
-        return Reading(prompt, values, by_similarity, conflicting)
+        how = {a: "wording" for a in values}
+        phrases: dict[str, str] = {}
+        if not conflicting and "color" not in found:
+            named = self._colour_name(words, used)
+            if named is not None:
+                values["color"], phrases["color"] = named
+                how["color"] = "name"
+        missing = [a for a in ATTRIBUTES if a not in values]
+        if missing and not conflicting and any(a in values for a in ATTRIBUTES):  # anchored: not a prompt from elsewhere
+            for attr, (value, phrase) in self._similar(words, used, missing).items():
+                values[attr], phrases[attr], how[attr] = value, phrase, "similarity"
+        return Reading(prompt, values, how, phrases, conflicting)
+
+    @staticmethod
+    def _colour_name(words: list[tuple[str, int, int]], used: set[int]) -> Optional[tuple[str, str]]:
+        """(world colour, phrase) for the longest xkcd colour name among the unused words, if any."""
+        names = colour_names()
+        w = [x.replace("-", " ") for x, _, _ in words]
+        for n in (3, 2, 1):
+            for i in range(len(w) - n + 1):
+                phrase = " ".join(w[i : i + n])
+                if phrase in names and not used.intersection(range(i, i + n)):
+                    used |= set(range(i, i + n))
+                    return names[phrase], phrase
+        return None
 
     def _similar(self, words: list[tuple[str, int, int]], used: set[int], missing: list[str]) -> dict[str, tuple[str, str]]:
         w = [x for x, _, _ in words]

@@ -10,7 +10,7 @@ import pytest
 
 from cli_helpers import M, cli, ok
 from model.data import captions as C
-from model.data.world import BACKGROUNDS, COLORS_LIST, MOTIONS, SHAPES
+from model.data.world import BACKGROUNDS, COLORS, COLORS_LIST, MOTIONS, SHAPES
 from model.prompt_reader import PromptReader, training_vocabulary
 
 # New wordings, in neither split of model.data.captions (checked below).
@@ -71,10 +71,10 @@ def test_training_captions_are_read_and_left_as_written(reader):
         p = C.compose(c, s, m, list(BACKGROUNDS)[rng.integers(3)], rng, "train")
         r = reader.read(p)
         assert (r.values.get("color"), r.values.get("shape"), r.values.get("motion")) == (c, s, m), p
-        assert not r.by_similarity and reader.rewrite(p) == p
+        assert not r.phrases and reader.rewrite(p) == p
 
 
-def test_new_wordings_are_read_by_similarity(reader):
+def test_new_wordings_are_read_by_colour_name_and_similarity(reader):
     right, rewritten, rewrites_right = 0, 0, 0
     for p, c, s, m in dev_prompts():
         r = reader.read(p)
@@ -83,10 +83,20 @@ def test_new_wordings_are_read_by_similarity(reader):
             rewritten += 1
             assert C.parse_attributes(got) == (r.values["color"], r.values["shape"], r.values["motion"])
             rewrites_right += C.parse_attributes(got) == (c, s, m)
-    # measured when written: 38 of 60 read right, 37 rewritten, 28 of them right (a guess: 1 in 120);
-    # misses: colour names MiniLM places badly (mint, plum, lilac, cream), "cube" nearest the circles,
-    # all-new prompts left alone (no training word to anchor them)
-    assert right >= 33 and rewritten >= 30 and rewrites_right >= 0.7 * rewritten, (right, rewritten, rewrites_right)
+    # measured when written: 49 of 60 read right, 44 rewritten, 39 of them right (a guess: 1 in 120);
+    # misses: "cube" nearest the circles, "immobile" / "not stirring" under the similarity floor,
+    # "jade" and "azure" (xkcd: blue-green, sky blue) mapped to the neighbouring hue
+    assert right >= 44 and rewritten >= 38 and rewrites_right >= 0.8 * rewritten, (right, rewritten, rewrites_right)
+
+
+def test_colour_names_map_by_hue():
+    from model.prompt_reader import colour_names, world_colour
+
+    names = colour_names()
+    assert (names["mint"], names["plum"], names["teal"], names["navy"], names["cream"], names["carmine"]) == \
+        ("green", "purple", "cyan", "blue", "white", "red")  # fmt: skip
+    assert world_colour((128, 128, 128)) is None and world_colour((5, 5, 5)) is None  # greys are backgrounds
+    assert all(world_colour(rgb) == c for c, rgb in COLORS.items())
 
 
 @pytest.mark.parametrize("prompt", ["a dog running in the park", "sunset over the sea", "a red circle", "🎉🎉", "一个红色的圆圈",

@@ -469,12 +469,16 @@ class Run:
         write_video(frames, job.path, fps, job.kind, overwrite=self.overwrite, provenance=self.provenance(vp, job, frames, fps))
         self.report(vp, job, frames, fps, made_in + time.perf_counter() - start)
 
+    def sampling_record(self, vp: Any) -> dict:
+        """The sampling settings as a clip's record states them, prompt reading resolved to on/off."""
+        return {**self.options.sampler_view(), "read_prompt": vp.reads_prompts(self.options)}
+
     def provenance(self, vp: Any, job: Job, frames: Any, fps: float) -> dict:
         """What made this clip, stored in the file (`videopoet info FILE` prints it and the command)."""
         t, h, w = frames.shape[:3]
         return {
             "tool": f"videopoet {__version__}", "command": self.command, "prompt": job.prompt, "seed": job.seed,
-            "preset": vp.preset.name, "checkpoint_sha256": vp.checkpoint_sha256, "sampling": self.options.sampler_view(),
+            "preset": vp.preset.name, "checkpoint_sha256": vp.checkpoint_sha256, "sampling": self.sampling_record(vp),
             "dtype": self.dtype,
             "frames": int(t), "fps": int(fps) if float(fps).is_integer() else float(fps), "width": int(w), "height": int(h),
             **({"read_as": read_as} if (read_as := vp.prompt_for_lm(job.prompt, self.options)) != job.prompt else {}),
@@ -498,7 +502,7 @@ class Run:
                 "width": int(w),
                 "height": int(h),
                 "seconds_taken": round(taken, 3),
-                "sampling": self.options.sampler_view(),
+                "sampling": self.sampling_record(vp),
                 "command": self.command,
                 **job.extra,
             }
