@@ -60,6 +60,7 @@ class VideoPoet:
         self.dtype = dtype
         self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self._reader = None  # model.prompt_reader.PromptReader, built on first use
+        self._read_cache: dict[str, str] = {}
 
     # -- loading ------------------------------------------------------------------------------------
     @classmethod
@@ -151,7 +152,9 @@ class VideoPoet:
 
             enc = shared_text_encoder(self.preset.lm.max_text_tokens)
             self._reader = PromptReader(lambda texts: enc.encode(list(texts))[2])
-        return self._reader.rewrite(prompt)
+        if prompt not in self._read_cache:  # a prompt is read once per process (the note, the record, the run)
+            self._read_cache[prompt] = self._reader.rewrite(prompt)
+        return self._read_cache[prompt]
 
     def prompt_notes(self, prompt: str) -> list[str]:
         """Things a user should know before a prompt runs: text past the encoder's window is ignored;
