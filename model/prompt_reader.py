@@ -36,11 +36,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data.captions import BACKGROUND_WORDS, COLOR_WORDS, MOTION_VERBS, MOTION_WORDS, SHAPE_WORDS, canonical_caption
+from .data.captions import (BACKGROUND_WORDS, COLOR_WORDS, MOTION_VERBS, MOTION_WORDS, SHAPE_WORDS, canonical_caption,
+                            canonical_motion, fill_template, match_phrases, phrase_patterns)  # fmt: skip
 from .data.world import COLORS, COLORS_LIST, MOTIONS, SHAPES
 
 ATTRIBUTES = ("color", "shape", "motion")
@@ -113,14 +113,14 @@ class Reading:
         every attribute read, one of them anchored (a training wording or a colour name), one not a
         training wording."""
         ways = [self.how.get(a) for a in ATTRIBUTES]
-        if self.conflicting or not self.complete or "wording" not in ways and "name" not in ways or ways.count("wording") == 3:
+        anchored = "wording" in ways or "name" in ways
+        if self.conflicting or not self.complete or not anchored or ways.count("wording") == 3:
             return None
         c, s, m = (self.values[a] for a in ATTRIBUTES)
-        text = canonical_caption(c, s, m)
-        if "background" in self.values:  # a train template: "{a} {color} {shape} {motion} on a {bg} background"
-            article = "an" if c[0] in "aeiou" else "a"
-            text = f"{article}{text[1:]} on a {self.values['background']} background"
-        return text
+        if "background" not in self.values:
+            return canonical_caption(c, s, m)
+        # a train template, filled as captions are (articles agree with the colour word)
+        return fill_template("{a} {color} {shape} {motion} on a {bg} background", c, s, canonical_motion(m), "", self.values["background"])
 
 
 class PromptReader:
@@ -130,8 +130,7 @@ class PromptReader:
     def __init__(self, encode):
         self._encode = encode
         self.vocabulary = training_vocabulary()
-        ordered = sorted(self.vocabulary, key=lambda r: (-len(r[0]), r))
-        self._exact = [(re.compile(r"(?<!\w)" + re.escape(w) + r"(?!\w)"), a, v) for w, a, v in ordered]
+        self._exact = phrase_patterns(self.vocabulary)
         self._centroids: Optional[dict[str, tuple[tuple[str, ...], torch.Tensor]]] = None
 
     def centroids(self) -> dict[str, tuple[tuple[str, ...], torch.Tensor]]:
@@ -147,17 +146,12 @@ class PromptReader:
         return self._centroids
 
     def read(self, prompt: str) -> Reading:
-        text = prompt.lower()
-        words = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
+        words = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(prompt.lower())]
         found: dict[str, set[str]] = {}
-        used: set[int] = set()
-        taken = np.zeros(len(text) + 1, dtype=bool)
-        for rx, attr, value in self._exact:
-            for m in rx.finditer(text):
-                if not taken[m.start() : m.end()].any():
-                    taken[m.start() : m.end()] = True
-                    found.setdefault(attr, set()).add(value)
-                    used |= {i for i, (_, a, b) in enumerate(words) if a >= m.start() and b <= m.end()}
+        used: set[int] = set()  # indices of words already read
+        for start, end, attr, value in match_phrases(prompt, self._exact):
+            found.setdefault(attr, set()).add(value)
+            used |= {i for i, (_, a, b) in enumerate(words) if a >= start and b <= end}
         conflicting = any(len(v) > 1 for v in found.values())
         values = {a: next(iter(v)) for a, v in found.items() if len(v) == 1}
         how = {a: "wording" for a in values}
@@ -175,7 +169,8 @@ class PromptReader:
 
     @staticmethod
     def _colour_name(words: list[tuple[str, int, int]], used: set[int]) -> Optional[tuple[str, str]]:
-        """(world colour, phrase) for the longest xkcd colour name among the unused words, if any."""
+        """(world colour, phrase) for the longest xkcd colour name among the unused words, if any; its words
+        are added to `used`."""
         names = colour_names()
         w = [x.replace("-", " ") for x, _, _ in words]
         for n in (3, 2, 1):

@@ -123,9 +123,9 @@ def project(x: torch.Tensor, w: torch.Tensor, w_t: torch.Tensor | None = None) -
     w @ x^T, transposed back into a contiguous result (downstream ops on the transposed view cost more than
     the copy); one row (a batch-1 decode step) or more (prefill) x @ w_t. Without w_t (training: the
     parameters themselves) F.linear."""
-    rows = x.numel() // x.shape[-1]
     if w_t is None:
         return F.linear(x, w)
+    rows = x.numel() // x.shape[-1]
     if 1 < rows <= SMALL_ROWS:
         return (w @ x.reshape(rows, -1).t()).t().contiguous().view(*x.shape[:-1], w.shape[0])
     return x @ w_t

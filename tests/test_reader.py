@@ -44,7 +44,7 @@ def dev_prompts(n: int = 60, seed: int = 0) -> list[tuple[str, str, str, str]]:
         for attr in (("color", "shape", "motion") if i % 4 == 3 else (("color", "shape", "motion")[i % 3],)):
             words[attr] = new[attr][int(rng.integers(3))]
         t = DEV_TEMPLATES[int(rng.integers(len(DEV_TEMPLATES)))]
-        out.append((C._fill(t, words["color"], words["shape"], words["motion"], words["motion"], "black"), c, s, m))
+        out.append((C.fill_template(t, words["color"], words["shape"], words["motion"], words["motion"], "black"), c, s, m))
     return out
 
 

@@ -183,7 +183,7 @@ def canonical_caption(color: str, shape: str, motion: str) -> str:
     return f"a {color} {shape} {m}"
 
 
-def _canonical_motion(motion: str) -> str:
+def canonical_motion(motion: str) -> str:
     return "staying still" if motion == "still" else f"moving {motion}"
 
 
@@ -194,7 +194,7 @@ def _fix_articles(text: str) -> str:
     return re.sub(_ARTICLE + r"(\s+)(\w)", lambda m: ("an" if m.group(2) in "aeiou" else "a") + m.group(1) + m.group(2), text)
 
 
-def _fill(template: str, color_w: str, shape_w: str, motion_w: str, motion_v: str, bg_w: str) -> str:
+def fill_template(template: str, color_w: str, shape_w: str, motion_w: str, motion_v: str, bg_w: str) -> str:
     text = template.format(a=_ARTICLE, color=color_w, shape=shape_w, motion=motion_w, motion_cap=motion_w[:1].upper() + motion_w[1:],
                            motion_v=motion_v, bg=bg_w)
     return _fix_articles(text)
@@ -217,13 +217,13 @@ def compose(color: str, shape: str, motion: str, background: str, rng: np.random
         template = templates[int(rng.integers(len(templates)))]
     color_w = _pick(COLOR_WORDS[split][color], color, rng, split)
     shape_w = _pick(SHAPE_WORDS[split][shape], shape, rng, split)
-    motion_w = _pick(MOTION_WORDS[split][motion], _canonical_motion(motion), rng, split)
+    motion_w = _pick(MOTION_WORDS[split][motion], canonical_motion(motion), rng, split)
     motion_v = _pick(MOTION_VERBS[split][motion], None, rng, split)
     bg_words = BACKGROUND_WORDS[background]
     bg_w = bg_words[int(rng.integers(len(bg_words)))]
     if template == CANONICAL_TEMPLATE and color_w != color:
         template = "{a}" + template[1:]  # the literal "a" is kept only for the canonical colour names
-    return _fill(template, color_w, shape_w, motion_w, motion_v, bg_w)
+    return fill_template(template, color_w, shape_w, motion_w, motion_v, bg_w)
 
 
 def caption(scene: Scene, rng: np.random.Generator, split: str = "train") -> str:
@@ -233,7 +233,7 @@ def caption(scene: Scene, rng: np.random.Generator, split: str = "train") -> str
 
 # --------------------------------------------------------------------------------------------- parsing
 def _phrase_table() -> list[tuple[str, str, str]]:
-    """(phrase, attribute, canonical value) for every wording of either split, longest phrase first."""
+    """(phrase, attribute, canonical value) for every wording of either split."""
     rows: set[tuple[str, str, str]] = set()
     for split in SPLITS:
         for c, words in COLOR_WORDS[split].items():
@@ -244,24 +244,35 @@ def _phrase_table() -> list[tuple[str, str, str]]:
             rows |= {(w, "motion", m) for w in MOTION_WORDS[split][m] + MOTION_VERBS[split][m]}
     for b, words in BACKGROUND_WORDS.items():
         rows |= {(w, "background", b) for w in words}
-    return sorted(rows, key=lambda r: (-len(r[0]), r))
+    return sorted(rows)
+
+
+def phrase_patterns(rows) -> list[tuple[re.Pattern, str, str]]:
+    """Whole-word patterns for (phrase, attribute, value) rows, longest phrase first (for match_phrases)."""
+    ordered = sorted(rows, key=lambda r: (-len(r[0]), r))
+    return [(re.compile(r"(?<!\w)" + re.escape(p) + r"(?!\w)"), attr, value) for p, attr, value in ordered]
 
 
 _PHRASES = _phrase_table()
-_PHRASE_RE = [(re.compile(r"(?<!\w)" + re.escape(p) + r"(?!\w)"), attr, value) for p, attr, value in _PHRASES]
+_PHRASE_RE = phrase_patterns(_PHRASES)
 
 
-def _matches(text: str) -> list[tuple[int, int, str, str]]:
-    """Non-overlapping lexicon matches in `text` (lower-cased), longest phrase wins: (start, end, attr, value)."""
+def match_phrases(text: str, patterns: list[tuple[re.Pattern, str, str]]) -> list[tuple[int, int, str, str]]:
+    """Non-overlapping matches of `patterns` in `text` (lower-cased), longest phrase wins: (start, end, attr, value)."""
     text = text.lower()
     taken = np.zeros(len(text) + 1, dtype=bool)
     found = []
-    for rx, attr, value in _PHRASE_RE:
+    for rx, attr, value in patterns:
         for m in rx.finditer(text):
             if not taken[m.start() : m.end()].any():
                 taken[m.start() : m.end()] = True
                 found.append((m.start(), m.end(), attr, value))
     return sorted(found)
+
+
+def _matches(text: str) -> list[tuple[int, int, str, str]]:
+    """Matches of every wording of both splits (the analyser's lexicon)."""
+    return match_phrases(text, _PHRASE_RE)
 
 
 def parse_attributes(text: str) -> tuple[str | None, str | None, str | None]:
@@ -338,7 +349,7 @@ def eval_prompts(kind: str) -> list[tuple[str, str, str, str]]:
                 s = SHAPES[(SHAPES.index(s) + 1) % 3]
             bgs = _valid_backgrounds(c)
             bg = BACKGROUND_WORDS[bgs[i % len(bgs)]][0]
-            p = _fill(next(templates), next(colors[c]), next(shapes[s]), next(motions[m]), next(verbs[m]), bg)
+            p = fill_template(next(templates), next(colors[c]), next(shapes[s]), next(motions[m]), next(verbs[m]), bg)
             out.append((p, c, s, m))
         return out
     raise ValueError(f"unknown eval prompt kind {kind!r} (heldout_combos, unseen_wordings, canonical)")
