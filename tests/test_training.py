@@ -19,7 +19,8 @@ from model.controls import control_video
 from model.data.sources import world_clips
 from model.pipeline import VideoPoet
 from model.tokenizer import VideoTokenizer
-from model.train.lm import TokenData, lm_loss, pretokenize, train_lm
+from model.errors import InvalidInput
+from model.train.lm import MIXTURE, TokenData, lm_loss, parse_mixture, pretokenize, train_lm
 from model.train.tokenizer import train_tokenizer
 
 torch.set_num_threads(1)
@@ -195,6 +196,9 @@ def test_train_cli_errors_are_one_line(tmp_path):
     r = CliRunner().invoke(app, ["train", "lm", "--tokenizer", str(tmp_path / "tok.safetensors"), "--data", str(tmp_path),
                                  "--wall-clips", "5", "--out", str(tmp_path)])  # fmt: skip
     assert r.exit_code == 2 and "--wall-clips" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["train", "lm", "--tokenizer", str(tmp_path / "tok.safetensors"), "--mixture", "continue=2",
+                                 "--out", str(tmp_path)])  # fmt: skip
+    assert r.exit_code == 2 and "--mixture" in r.output and "Traceback" not in r.output
     for bad, needle in (("world:many", "whole number"), ("world:0", "1..1000000")):
         r = CliRunner().invoke(app, ["train", "lm", "--tokenizer", str(tmp_path / "tok.safetensors"), "--data", bad, "--out", str(tmp_path)])
         assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output, r.output
@@ -232,3 +236,39 @@ def test_wall_clips_train_continuation_only(setup, tmp_path):
     del meta["continue_only"]
     atomic_save(tensors, tmp_path / "old.safetensors", meta)
     assert TokenData(tmp_path / "old.safetensors", t.tokens_per_latent_frame(), 0.0).continue_only == 0
+
+
+def test_mixture_spec_changes_named_shares_and_keeps_the_rest_in_proportion():
+    m = parse_mixture("continue=0.3, t2v=0.38")
+    assert set(m) == set(MIXTURE) and abs(sum(m.values()) - 1) < 1e-9
+    assert m["continue"] == 0.3 and m["t2v"] == 0.38
+    assert abs(m["inpaint"] / m["i2v"] - MIXTURE["inpaint"] / MIXTURE["i2v"]) < 1e-9
+    assert parse_mixture("") == pytest.approx(MIXTURE)
+    for bad, needle in [("jump=0.1", "task=share"), ("continue", "task=share"), ("continue=lots", "number"),
+                        ("continue=1.5", r"\[0, 1\]"), ("continue=0.7,t2v=0.5", "add up to 1")]:  # fmt: skip
+        with pytest.raises(InvalidInput, match=needle):
+            parse_mixture(bad)
+
+
+def test_context_noise_touches_only_continuation_inputs(setup):
+    """Context noise replaces some known ids of continuation samples with random ids, at most the given
+    rate on average, and never the targets or another task's inputs."""
+    preset, _, data_path, _, _ = setup
+    t = preset.tokenizer
+    clean = TokenData(data_path, t.tokens_per_latent_frame(), 0.0)
+    noisy = TokenData(data_path, t.tokens_per_latent_frame(), 0.0, context_noise=0.5, vocab=2**t.bits)
+    changed = []
+    for i in range(6):
+        a_seq, a_out = clean.batch("continue", 8, np.random.default_rng(i), "cpu")
+        b_seq, b_out = noisy.batch("continue", 8, np.random.default_rng(i), "cpu")
+        assert torch.equal(a_out, b_out) and a_seq.n_in == b_seq.n_in
+        sl = slice(a_seq.in_start, a_seq.in_start + a_seq.n_in)
+        changed.append((a_seq.tokens[:, sl] != b_seq.tokens[:, sl]).float().mean().item())
+        assert torch.equal(a_seq.tokens[:, : a_seq.in_start], b_seq.tokens[:, : b_seq.in_start])
+    assert 0.05 < np.mean(changed) < 0.3, changed  # rate ~ U(0, 0.5) per sample; a random id can repeat the old one
+    for task in ("t2v", "i2v", "stylize"):
+        a_seq, _ = clean.batch(task, 4, np.random.default_rng(9), "cpu")
+        b_seq, _ = noisy.batch(task, 4, np.random.default_rng(9), "cpu")
+        assert torch.equal(a_seq.tokens, b_seq.tokens)
+    with pytest.raises(ValueError, match="vocabulary"):
+        TokenData(data_path, t.tokens_per_latent_frame(), 0.0, context_noise=0.1)

@@ -150,6 +150,8 @@ def train_lm_cmd(
     seed: int = typer.Option(0, "--seed"),
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this videopoet checkpoint's LM weights (fine-tune; same tokenizer)."),
     warmup: int = typer.Option(200, "--warmup", min=0, help="Steps of linear learning-rate warm-up."),
+    mixture: str = typer.Option("", "--mixture", help="Task shares to change, e.g. continue=0.3 (the other tasks share the rest in their default proportions)."),
+    context_noise: float = typer.Option(0.0, "--context-noise", min=0.0, max=1.0, help="Up to this fraction of a continuation sample's known ids replaced by random ids (robustness to its own earlier windows)."),
 ) -> None:
     """Train the prefix LM on the multi-task mixture (writes OUT/videopoet.safetensors).
 
@@ -167,12 +169,13 @@ def train_lm_cmd(
         from model.data.sources import load_clips, world_count
         from model.text import TextEncoder
         from model.tokenizer import VideoTokenizer
-        from model.train.lm import pretokenize, train_lm
+        from model.train.lm import parse_mixture, pretokenize, train_lm
 
         from model.errors import InvalidInput
 
         p = load_preset(preset)
         t = p.tokenizer
+        shares = parse_mixture(mixture) if mixture.strip() else None
         if not tokenizer.is_file():
             raise InvalidInput(f"--tokenizer: file not found: {tokenizer}")
         if init is not None and not init.is_file():
@@ -207,7 +210,7 @@ def train_lm_cmd(
             dist.barrier()
         with StepReporter("lm") as rep:
             r = train_lm(p, data_path, tokenizer, out, steps, batch, lr, warmup=warmup, seed=seed, resume=resume, init=init,
-                         on_progress=rep, log=_log)  # fmt: skip
+                         mixture=shares, context_noise=context_noise, on_progress=rep, log=_log)  # fmt: skip
         if rank == 0 and r.get("stopped"):
             _log(f"stopped at step {r['step']}: run the same command with --resume to continue")
         if rank == 0:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from .. import tasks
 from ..checkpoint import CheckpointError, atomic_save, load_into, read_checkpoint, save_checkpoint
+from ..errors import InvalidInput
 from ..config import Preset
 from ..controls import control_video
 from ..masks import draw_inpaint, draw_outpaint
@@ -32,6 +33,32 @@ from .tokenizer import to_batch
 # Continuation has half its samples at a wall (see TokenData), so it gets a little more than before.
 MIXTURE = {"t2v": 0.38, "t2i": 0.06, "i2v": 0.12, "continue": 0.12, "stylize": 0.09, "motion": 0.08,
            "inpaint": 0.075, "outpaint": 0.075}  # fmt: skip
+
+
+def parse_mixture(spec: str) -> dict[str, float]:
+    """"continue=0.3,t2v=0.38" -> the full mixture: the named tasks take those shares and the others
+    share what is left in their default proportions (so one share can change without retyping all)."""
+    given: dict[str, float] = {}
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or name not in MIXTURE:
+            raise InvalidInput(f"--mixture: expected task=share with a task in {', '.join(MIXTURE)}; got {part!r}")
+        try:
+            share = float(value)
+        except ValueError:
+            raise InvalidInput(f"--mixture: {name}'s share must be a number, got {value.strip()!r}") from None
+        if not 0.0 <= share <= 1.0:
+            raise InvalidInput(f"--mixture: {name}'s share must be in [0, 1], got {share:g}")
+        given[name] = share
+    left = 1.0 - sum(given.values())
+    rest = {k: v for k, v in MIXTURE.items() if k not in given}
+    if left < -1e-9 or (left > 1e-9 and not rest):
+        raise InvalidInput(f"--mixture: the shares must add up to 1 (given: {sum(given.values()):g})")
+    scale = max(left, 0.0) / sum(rest.values()) if rest else 0.0
+    return {k: given.get(k, MIXTURE[k] * scale) for k in MIXTURE}
 
 
 @torch.no_grad()
@@ -92,7 +119,10 @@ class TokenData:
 
     WALL_SHARE = 0.5
 
-    def __init__(self, path: Path, tokens_per_frame: int, text_dropout: float):
+    def __init__(self, path: Path, tokens_per_frame: int, text_dropout: float, context_noise: float = 0.0, vocab: int = 0):
+        """context_noise: continuation samples see up to this fraction of their known ids replaced by random
+        ids (each sample draws its rate from [0, context_noise)), so the LM learns to continue a slightly
+        wrong past (its own earlier windows, decoded and re-encoded) instead of copying the errors on."""
         t, meta = read_checkpoint(path)
         if meta.get("kind") != "lm-data":
             raise CheckpointError(f"{path}: not a pre-tokenized data file")
@@ -102,6 +132,9 @@ class TokenData:
         self.states, self.valid, self.pooled = t["text_states"], t["text_valid"], t["text_pooled"]
         self.tpf = tokens_per_frame
         self.text_dropout = text_dropout
+        if context_noise and vocab <= 0:
+            raise ValueError("context_noise needs the visual vocabulary size")
+        self.context_noise, self.vocab = float(context_noise), int(vocab)
         self.continue_only = int(meta.get("continue_only", "0"))  # files written before: none
         if not 0 <= self.continue_only < len(self.ids):
             raise CheckpointError(f"{path}: continue_only {self.continue_only} out of range for {len(self.ids)} clips")
@@ -139,6 +172,10 @@ class TokenData:
         elif task == "continue":
             k = int(rng.integers(2, T))  # 2..T-1 known latent frames
             vin, out = vid[:, : k * tpf], vid[:, k * tpf :]
+            if self.context_noise > 0:
+                rate = rng.random((B, 1)) * self.context_noise
+                hit = torch.from_numpy(rng.random(vin.shape) < rate)
+                vin = torch.where(hit, torch.from_numpy(rng.integers(self.vocab, size=vin.shape)), vin)
         else:
             vin = (self.style if task == "stylize" else self.motion)[idx].flatten(1)
             out = vid
@@ -164,17 +201,20 @@ def train_lm(
     resume: bool = False,
     save_every: int = 100,
     mixture: Optional[dict[str, float]] = None,
+    context_noise: float = 0.0,
     init: Optional[Path] = None,
     on_progress: Optional[ProgressFn] = None,
     log=print,
 ) -> dict:
     """Train and write out_dir/lm-state.safetensors (resumable) and out_dir/videopoet.safetensors (weights).
-    init: a videopoet checkpoint whose LM weights start a fresh run (fine-tuning; ignored on resume)."""
+    init: a videopoet checkpoint whose LM weights start a fresh run (fine-tuning; ignored on resume).
+    mixture: task shares (default MIXTURE); context_noise: see TokenData."""
     d = init_distributed()
     device = device_for(d)
     out_dir = Path(out_dir)
     torch.manual_seed(seed)
-    data = TokenData(data_path, preset.tokenizer.tokens_per_latent_frame(), preset.lm.text_dropout)
+    data = TokenData(data_path, preset.tokenizer.tokens_per_latent_frame(), preset.lm.text_dropout, context_noise,
+                     2**preset.tokenizer.bits)  # fmt: skip
     lm = PrefixLM.for_tokenizer(preset.lm, preset.tokenizer).to(device)
     decay = [p for n, p in lm.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in lm.named_parameters() if p.dim() < 2]
