@@ -26,9 +26,12 @@ import re
 import tempfile
 import secrets
 import shutil
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
+
+if TYPE_CHECKING:  # annotations only: torch is imported where it is used
+    import torch
 
 from .errors import InvalidInput, VideoPoetError
 
@@ -765,7 +768,7 @@ def upscale(frames: np.ndarray, size: int) -> np.ndarray:
     return np.clip(np.stack(out), 0, 255).astype(np.uint8)
 
 
-def to_uint8(video: "torch.Tensor") -> np.ndarray:  # noqa: F821
+def to_uint8(video: torch.Tensor) -> np.ndarray:
     """float (T, 3, H, W) in [-1, 1] -> uint8 (T, H, W, 3), rounded (the file-boundary format)."""
     import torch
 
@@ -774,7 +777,7 @@ def to_uint8(video: "torch.Tensor") -> np.ndarray:  # noqa: F821
         return x.to(torch.uint8).permute(0, 2, 3, 1).contiguous().cpu().numpy()
 
 
-def from_uint8(frames: np.ndarray) -> "torch.Tensor":  # noqa: F821
+def from_uint8(frames: np.ndarray) -> torch.Tensor:
     """uint8 (T, H, W, 3) -> float32 (T, 3, H, W) in [-1, 1]; to_uint8 inverts it exactly."""
     import torch
 
