@@ -129,8 +129,10 @@ def eval_animate(vp: VideoPoet, n: int = 20, tick: Tick = None, options: Optiona
 
 def eval_extend(vp: VideoPoet, n: int = 10, seconds: float = 10.0, tick: Tick = None, options: Optional[SamplingOptions] = None, seed: int = 0) -> dict:
     """Extend a 17-frame clip to `seconds`; at every window seam the object keeps colour and shape and
-    its centroid step stays within 2x the median step."""
-    keep, smooth = [], []
+    its centroid step stays within 2x the median step. `seams_kept` is the same reading per seam: a clip
+    keeps its object only if all of its seams do, so the clip rate is roughly the seam rate to the power
+    of the seams per clip (8 at 10 s) and shows how reliable each window must be."""
+    keep, smooth, seam_keep = [], [], []
     fps = vp.preset.video.fps
     for i, (scene, clip) in enumerate(_source_clips(vp, n)):
         add = seconds - (len(clip) - 1) / fps
@@ -141,7 +143,8 @@ def eval_extend(vp: VideoPoet, n: int = 10, seconds: float = 10.0, tick: Tick = 
         for sm in seams:
             seg = out[max(0, sm - 8) : sm + 9]
             r = read_clip(seg)
-            ok_keep &= r.color == scene.color and r.shape == scene.shape
+            seam_keep.append(r.color == scene.color and r.shape == scene.shape)
+            ok_keep &= seam_keep[-1]
             cs = [c for c in r.centroids]
             steps = [np.hypot(b[0] - a[0], b[1] - a[1]) for a, b in zip(cs, cs[1:]) if a is not None and b is not None]
             k = min(len(seg) - 1, sm - max(0, sm - 8)) - 1  # the step into the seam frame
@@ -154,7 +157,8 @@ def eval_extend(vp: VideoPoet, n: int = 10, seconds: float = 10.0, tick: Tick = 
         smooth.append(ok_smooth)
         if tick:
             tick(f"extend {i + 1}/{n}")
-    return {"keeps_color_shape": _rate(keep), "smooth_seams": _rate(smooth), "n": n, "seconds": seconds}
+    return {"keeps_color_shape": _rate(keep), "smooth_seams": _rate(smooth), "seams_kept": _rate(seam_keep),
+            "seams": len(seam_keep), "n": n, "seconds": seconds}  # fmt: skip
 
 
 def _object_mask(scene: world.Scene, clip: np.ndarray) -> np.ndarray:

@@ -197,3 +197,37 @@ def test_objects_bounce_off_the_walls():
         assert scene.motion != "still"
         turned += bool((d > 1e-9).any() and (d < -1e-9).any())
     assert turned >= 45
+
+
+@pytest.mark.parametrize("break_at", [None, 25])
+def test_extend_eval_counts_every_seam(break_at):
+    """eval_extend reads each window seam: a perfect continuation keeps every seam; one whose object turns
+    into another shape from frame `break_at` on loses the seams after it, and with them the clip."""
+    import dataclasses
+    from types import SimpleNamespace
+
+    from model.config import load_preset
+    from model.evaluate import _source_clips, eval_extend
+    from model.video_io import from_uint8
+
+    vp = SimpleNamespace(preset=load_preset("tiny"))
+    scenes = [s for s, _ in _source_clips(vp, 2)]
+    calls = []
+
+    def extend(video, prompt, seconds, seed, options):
+        scene = scenes[len(calls)]
+        calls.append(seed)
+        n = video.shape[0] + round(seconds * 8)
+        out = render(scene, n)
+        if break_at is not None:
+            other = dataclasses.replace(scene, shape=next(s for s in SHAPES if s != scene.shape))
+            out[break_at:] = render(other, n)[break_at:]
+        return from_uint8(out)
+
+    vp.extend = extend
+    r = eval_extend(vp, n=2, seconds=5.0, seed=3)  # 17 frames + 24: seams at frames 17, 25, 33
+    assert calls == [3, 4] and r["seams"] == 6 and r["n"] == 2
+    if break_at is None:
+        assert r["keeps_color_shape"] == 1.0 and r["seams_kept"] == 1.0
+    else:  # the seams at 25 (window 17..33: mostly the new shape) and 33 are lost
+        assert r["keeps_color_shape"] == 0.0 and r["seams_kept"] == pytest.approx(1 / 3)
