@@ -262,6 +262,7 @@ def eval_cmd(
     guidance: Optional[float] = typer.Option(None, "--guidance", "--cfg", help="Classifier-free guidance scale (default: the preset's)."),
     temperature: Optional[float] = typer.Option(None, "--temperature"),
     top_k: Optional[int] = typer.Option(None, "--top-k"),
+    top_p: Optional[float] = typer.Option(None, "--top-p", help="Nucleus sampling mass in (0, 1]; 1 = off."),
     decoding: Optional[str] = typer.Option(None, "--decoding", help="sequential or jacobi (parallel decoding)."),
     read_prompt: Optional[bool] = typer.Option(None, "--read-prompt/--literal", help="Rewrite prompts into training words first (model.prompt_reader) or give the LM each prompt as written. Default: reading on for the preset's shipped weights, off for other checkpoints."),
     seed: int = typer.Option(0, "--seed", min=0, help="Clip i of every task is sampled with seed SEED + i: another value draws the same prompts and clips again, to see how far a rate moves by chance."),
@@ -297,7 +298,7 @@ def eval_cmd(
         if not out.parent.is_dir():
             raise InvalidInput(f"output folder does not exist: {out.parent}")
         vp = VideoPoet.from_pretrained(preset, checkpoint)
-        options = vp.sampling_options(guidance=guidance, temperature=temperature, top_k=top_k, decoding=decoding,
+        options = vp.sampling_options(guidance=guidance, temperature=temperature, top_k=top_k, top_p=top_p, decoding=decoding,
                                       read_prompt=read_prompt)
         console = Console(stderr=True)
         with console.status("evaluating") as status:
