@@ -129,9 +129,9 @@ def eval_animate(vp: VideoPoet, n: int = 20, tick: Tick = None, options: Optiona
 
 def eval_extend(vp: VideoPoet, n: int = 10, seconds: float = 10.0, tick: Tick = None, options: Optional[SamplingOptions] = None, seed: int = 0) -> dict:
     """Extend a 17-frame clip to `seconds`; at every window seam the object keeps colour and shape and
-    its centroid step stays within 2x the median step. `seams_kept` is the same reading per seam: a clip
-    keeps its object only if all of its seams do, so the clip rate is roughly the seam rate to the power
-    of the seams per clip (8 at 10 s) and shows how reliable each window must be."""
+    its centroid step stays within 2x the median step. `seams_kept` is the same reading per seam (8 per
+    clip at 10 s): a clip keeps its object only if every seam does, so the two together say whether the
+    misses are a few windows in many clips or many windows in a few."""
     keep, smooth, seam_keep = [], [], []
     fps = vp.preset.video.fps
     for i, (scene, clip) in enumerate(_source_clips(vp, n)):

@@ -19,9 +19,9 @@ import torch.nn.functional as F
 
 from .. import tasks
 from ..checkpoint import CheckpointError, atomic_save, load_into, read_checkpoint, save_checkpoint
-from ..errors import InvalidInput
 from ..config import Preset
 from ..controls import control_video
+from ..errors import InvalidInput
 from ..masks import draw_inpaint, draw_outpaint
 from ..tokenizer import VideoTokenizer
 from ..transformer import PrefixLM
@@ -237,6 +237,8 @@ def train_lm(
         mixture = {k: v for k, v in mixture.items() if k not in ("stylize", "motion")}
     names, probs = list(mixture), np.array(list(mixture.values()), dtype=np.float64)
     probs /= probs.sum()
+    if mixture != MIXTURE or context_noise:
+        log("mixture: " + ", ".join(f"{k} {v:.3f}" for k, v in zip(names, probs)) + f"; context noise {context_noise:g}")
 
     tokenizer = VideoTokenizer(preset.tokenizer)
     tok_tensors, _ = read_checkpoint(tokenizer_path)
