@@ -39,8 +39,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .data.captions import (BACKGROUND_WORDS, COLOR_WORDS, MOTION_VERBS, MOTION_WORDS, SHAPE_WORDS, canonical_caption,
-                            canonical_motion, fill_template, match_phrases, phrase_patterns)  # fmt: skip
+from .data.captions import canonical_caption, canonical_motion, fill_template, match_phrases, phrase_patterns, phrase_table
 from .data.world import COLORS, COLORS_LIST, MOTIONS, SHAPES
 
 ATTRIBUTES = ("color", "shape", "motion")
@@ -55,11 +54,7 @@ _WORD = re.compile(r"[\w'-]+")
 
 def training_vocabulary() -> list[tuple[str, str, str]]:
     """(wording, attribute, value) for every train-split wording, and the backgrounds' names."""
-    rows = [(w, "color", c) for c, ws in COLOR_WORDS["train"].items() for w in ws]
-    rows += [(w, "shape", s) for s, ws in SHAPE_WORDS["train"].items() for w in ws]
-    rows += [(w, "motion", m) for m in MOTIONS for w in MOTION_WORDS["train"][m] + MOTION_VERBS["train"][m]]
-    rows += [(w, "background", b) for b, ws in BACKGROUND_WORDS.items() for w in ws]
-    return rows
+    return phrase_table(("train",))
 
 
 def _hsv(rgb: tuple[int, int, int]) -> tuple[float, float, float]:

@@ -232,10 +232,10 @@ def caption(scene: Scene, rng: np.random.Generator, split: str = "train") -> str
 
 
 # --------------------------------------------------------------------------------------------- parsing
-def _phrase_table() -> list[tuple[str, str, str]]:
-    """(phrase, attribute, canonical value) for every wording of either split."""
+def phrase_table(splits: tuple[str, ...] = SPLITS) -> list[tuple[str, str, str]]:
+    """(phrase, attribute, canonical value) for every wording of these splits, and the backgrounds' names."""
     rows: set[tuple[str, str, str]] = set()
-    for split in SPLITS:
+    for split in splits:
         for c, words in COLOR_WORDS[split].items():
             rows |= {(w, "color", c) for w in words}
         for s, words in SHAPE_WORDS[split].items():
@@ -253,7 +253,7 @@ def phrase_patterns(rows) -> list[tuple[re.Pattern, str, str]]:
     return [(re.compile(r"(?<!\w)" + re.escape(p) + r"(?!\w)"), attr, value) for p, attr, value in ordered]
 
 
-_PHRASES = _phrase_table()
+_PHRASES = phrase_table()
 _PHRASE_RE = phrase_patterns(_PHRASES)
 
 
