@@ -76,6 +76,25 @@ def test_tokenizer_training_lowers_loss(setup, tmp_path):
     assert r["psnr_held_out"] > before + 2.5
 
 
+def test_gradient_loss_is_zero_on_the_target_punishes_blur_and_ignores_flat_offsets():
+    from model.train.tokenizer import gradient_loss
+
+    x = torch.full((1, 2, 3, 16, 16), -1.0)
+    x[..., 5:11, 5:11] = 1.0  # a sharp square
+    blurred = torch.nn.functional.avg_pool2d(x.flatten(0, 2)[:, None], 3, stride=1, padding=1, count_include_pad=False).view_as(x)
+    assert float(gradient_loss(x, x)) == 0.0
+    assert float(gradient_loss(blurred, x)) > 0.05
+    assert float(gradient_loss(x + 0.3, x)) < 1e-6  # a flat brightness change has the same edges
+
+
+def test_edge_weight_adds_the_gradient_term_to_the_training_loss(setup, tmp_path):
+    preset, tok_path, _, _, clips = setup
+    runs = [train_tokenizer(preset.tokenizer, clips.clips, None, clips.clips[:2], tmp_path / str(w), steps=1, batch=2,
+                            init=tok_path, decoder_only=True, edge_weight=w, log=lambda s: None) for w in (0.0, 2.0)]  # fmt: skip
+    assert runs[1]["loss"] > runs[0]["loss"]  # same step, same batch: only the added term differs
+    assert runs[0]["psnr_batch"] == pytest.approx(runs[1]["psnr_batch"])
+
+
 def test_decoder_only_fine_tune_keeps_every_id_and_swaps_into_a_full_model(setup, tmp_path):
     """--decoder-only trains the decoder and leaves the encoder bit-for-bit: an LM trained on the old ids
     stays valid with the new decoder, and export refuses a tokenizer whose encoder moved."""

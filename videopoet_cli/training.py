@@ -97,6 +97,7 @@ def train_tokenizer_cmd(
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this tokenizer.safetensors (fine-tune)."),
     decoder_only: bool = typer.Option(False, "--decoder-only", help="Freeze the encoder, so every token id stays as it was (an LM trained on them stays valid)."),
     warmup: int = typer.Option(200, "--warmup", min=0, help="Steps of linear learning-rate warm-up."),
+    edge_weight: float = typer.Option(0.0, "--edge-weight", min=0.0, help="Add this multiple of an image-gradient (edge) L1 loss to the L2 loss: sharper small objects (0 = L2 alone)."),
 ) -> None:
     """Train the causal LFQ video tokenizer (writes OUT/tokenizer.safetensors).
 
@@ -126,7 +127,8 @@ def train_tokenizer_cmd(
         _log(f"{len(clipset.clips)} clips, {n_ctrl} control videos, skipped: {clipset.skipped or 'none'}")
         with StepReporter("tokenizer") as rep:
             r = train_tokenizer(t, clipset.clips, controls, held, out, steps, batch, lr, warmup=warmup, seed=seed, resume=resume,
-                                entropy_anneal=entropy_anneal, init=init, decoder_only=decoder_only, on_progress=rep, log=_log)  # fmt: skip
+                                entropy_anneal=entropy_anneal, init=init, decoder_only=decoder_only, edge_weight=edge_weight,
+                                on_progress=rep, log=_log)  # fmt: skip
         if r.get("stopped"):
             _log(f"stopped at step {r['step']}: run the same command with --resume to continue")
         _log(f"done: step {r['step']}, held-out PSNR {r.get('psnr_held_out', float('nan')):.2f} dB -> {out / 'tokenizer.safetensors'}")
