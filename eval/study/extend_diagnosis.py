@@ -9,6 +9,8 @@
    object at every seam when a miss is never undone (the eval's misses are: they stay lost).
 
 Usage: python eval/study/extend_diagnosis.py [--checkpoint PATH] [--decoder TOKENIZER.safetensors]
+       python eval/study/extend_diagnosis.py --tokenizer TOKENIZER.safetensors --preset PRESET.yaml
+         (part 1 only, for a tokenizer trained on its own: another size or vocabulary)
 """
 
 import argparse
@@ -21,22 +23,25 @@ import torch
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[2])]
 from model.analysis import read_clip  # noqa: E402
+from model.checkpoint import load_into, read_checkpoint  # noqa: E402
+from model.config import load_preset  # noqa: E402
 from model.data import world  # noqa: E402
 from model.data.captions import canonical_caption  # noqa: E402
 from model.pipeline import CONTEXT_LATENTS, VideoPoet  # noqa: E402
+from model.tokenizer import VideoTokenizer  # noqa: E402
 from model.video_io import from_uint8, to_uint8  # noqa: E402
 
 ROUND_TRIP_SEED, WINDOW_SEED = 99, 31337  # the eval's clips come from EVAL_SEED 4242, training from 1 and 2
 SIZE_BINS = ((0.10, 0.13), (0.13, 0.16), (0.16, 0.19))
 
 
-def round_trip_by_size(vp: VideoPoet, n: int = 240) -> None:
+def round_trip_by_size(tok: VideoTokenizer, n: int = 240) -> None:
     rng = np.random.default_rng(ROUND_TRIP_SEED)
     scenes = [world.sample_scene(rng, 9, motion=world.MOTIONS[j % len(world.MOTIONS)], allow_held_out=True) for j in range(n)]
     rows = []
     for b in range(0, n, 24):
-        clips = [world.render(s, 9, vp.preset.tokenizer.height) for s in scenes[b : b + 24]]
-        rec = vp._decode(vp._encode(torch.stack([from_uint8(c) for c in clips])))
+        clips = [world.render(s, 9, tok.cfg.height) for s in scenes[b : b + 24]]
+        rec = tok.decode(tok.encode(torch.stack([from_uint8(c) for c in clips]))).clamp(-1, 1)
         for s, c, r in zip(scenes[b : b + 24], clips, rec):
             if read_clip(c).shape == s.shape:
                 rows.append((s.shape, s.size, read_clip(to_uint8(r)).shape == s.shape))
@@ -82,13 +87,20 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--checkpoint", default=None, help="weights to study (default: the shipped ones)")
     ap.add_argument("--decoder", default=None, help="swap in this tokenizer.safetensors' decoder (a --decoder-only fine-tune)")
+    ap.add_argument("--tokenizer", default=None, help="part 1 only, on this tokenizer.safetensors (with --preset)")
+    ap.add_argument("--preset", default="tiny", help="the tokenizer's preset (name or YAML path)")
     args = ap.parse_args()
-    torch.set_num_threads(2)
-    vp = VideoPoet.from_pretrained("tiny", checkpoint=args.checkpoint)
-    if args.decoder:
-        vp.replace_decoder(Path(args.decoder))
+    torch.set_num_threads(int(__import__("os").environ.get("THREADS", 2)))
     t0 = time.time()
     with torch.no_grad():
-        round_trip_by_size(vp)
-        first_window(vp)
+        if args.tokenizer:
+            tok = VideoTokenizer(load_preset(args.preset).tokenizer).eval()
+            load_into(tok, read_checkpoint(Path(args.tokenizer))[0], "tokenizer", Path(args.tokenizer))
+            round_trip_by_size(tok)
+        else:
+            vp = VideoPoet.from_pretrained("tiny", checkpoint=args.checkpoint)
+            if args.decoder:
+                vp.replace_decoder(Path(args.decoder))
+            round_trip_by_size(vp.tokenizer)
+            first_window(vp)
     print(f"({time.time() - t0:.0f} s)")
