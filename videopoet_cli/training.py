@@ -97,7 +97,7 @@ def train_tokenizer_cmd(
     init: Optional[Path] = typer.Option(None, "--init", help="Start from this tokenizer.safetensors (fine-tune)."),
     decoder_only: bool = typer.Option(False, "--decoder-only", help="Freeze the encoder, so every token id stays as it was (an LM trained on them stays valid)."),
     warmup: int = typer.Option(200, "--warmup", min=0, help="Steps of linear learning-rate warm-up."),
-    edge_weight: float = typer.Option(0.0, "--edge-weight", min=0.0, help="Add this multiple of an image-gradient (edge) L1 loss to the L2 loss: sharper small objects (0 = L2 alone)."),
+    edge_weight: float = typer.Option(0.0, "--edge-weight", min=0.0, help="Add this multiple of an L1 loss on image gradients (edges) to the L2 loss (0 = L2 alone)."),
 ) -> None:
     """Train the causal LFQ video tokenizer (writes OUT/tokenizer.safetensors).
 
