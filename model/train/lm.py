@@ -214,7 +214,7 @@ def train_lm(
     out_dir = Path(out_dir)
     torch.manual_seed(seed)
     data = TokenData(data_path, preset.tokenizer.tokens_per_latent_frame(), preset.lm.text_dropout, context_noise,
-                     2**preset.tokenizer.bits)  # fmt: skip
+                     preset.tokenizer.vocab_size)  # fmt: skip
     lm = PrefixLM.for_tokenizer(preset.lm, preset.tokenizer).to(device)
     decay = [p for n, p in lm.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in lm.named_parameters() if p.dim() < 2]
