@@ -16,7 +16,7 @@ import torch
 
 from . import tasks
 from .checkpoint import CheckpointError, checkpoint_config, compare_configs, file_hash, load_into, read_checkpoint
-from .config import DTYPES, MAX_FPS, MAX_FRAMES, Preset, SamplingOptions, load_preset, weights_path
+from .config import DTYPES, MAX_FPS, MAX_FRAMES, Preset, SamplingOptions, TokenizerConfig, load_preset, weights_path
 from .errors import InvalidInput, VideoPoetError
 from .sampling import sample, sample_jacobi
 from .tokenizer import VideoTokenizer
@@ -26,6 +26,16 @@ Progress = Callable[[int, int], None]
 CONTEXT_LATENTS = 3  # latent frames of context when continuing (1 + 4*2 = 9 frames)
 
 
+def context_frames(t: TokenizerConfig) -> int:
+    """Frames a continuation window is conditioned on: the CONTEXT_LATENTS latent frames (frame 0 alone)."""
+    return 1 + t.time_stride * (CONTEXT_LATENTS - 1)
+
+
+def frames_per_window(t: TokenizerConfig) -> int:
+    """New frames each continuation window adds after the first window."""
+    return t.time_stride * (t.latent_shape()[0] - CONTEXT_LATENTS)
+
+
 def frames_made(preset: Preset, frames: int, fps: float) -> tuple[int, int]:
     """(frames the request needs at the preset's frame rate, frames the model makes for them): one image,
     or a first window and then (latent frames - context) latent frames per further window."""
@@ -33,7 +43,7 @@ def frames_made(preset: Preset, frames: int, fps: float) -> tuple[int, int]:
     native = 1 + math.ceil((frames - 1) * preset.video.fps / fps)
     if native == 1:
         return 1, 1
-    step = t.time_stride * (t.latent_shape()[0] - CONTEXT_LATENTS)
+    step = frames_per_window(t)
     return native, t.frames + step * math.ceil(max(0, native - t.frames) / step)
 
 
@@ -264,7 +274,7 @@ class VideoPoet:
         last CONTEXT_LATENTS latent frames; prompts[i] drives window i (the last one repeats)."""
         cfg = self.preset.tokenizer
         tpf = cfg.tokens_per_latent_frame()
-        ctx_frames = 1 + cfg.time_stride * (CONTEXT_LATENTS - 1)
+        ctx_frames = context_frames(cfg)
         latents = cfg.latent_shape()[0]
         video = self._decode(video_ids)[0]
         window = 0
@@ -281,7 +291,7 @@ class VideoPoet:
     def _windows(self, native_frames: int) -> int:
         cfg = self.preset.tokenizer
         extra = max(0, native_frames - cfg.frames)
-        return 1 + math.ceil(extra / (cfg.time_stride * (cfg.latent_shape()[0] - CONTEXT_LATENTS)))
+        return 1 + math.ceil(extra / frames_per_window(cfg))
 
     # -- tasks --------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -375,9 +385,8 @@ class VideoPoet:
         options = self.sampling_options(options, **sampling)
         seed = options.seed if seed is None else seed
         cfgt = self.preset.tokenizer
-        per_window = cfgt.time_stride * (cfgt.latent_shape()[0] - CONTEXT_LATENTS)
-        tick = _Ticker(progress, math.ceil(add / per_window) * (cfgt.latent_shape()[0] - CONTEXT_LATENTS) * cfgt.tokens_per_latent_frame())
-        ctx_frames = 1 + cfgt.time_stride * (CONTEXT_LATENTS - 1)
+        tick = _Ticker(progress, math.ceil(add / frames_per_window(cfgt)) * (cfgt.latent_shape()[0] - CONTEXT_LATENTS) * cfgt.tokens_per_latent_frame())
+        ctx_frames = context_frames(cfgt)
         ctx = video[-ctx_frames:]
         if ctx.shape[0] < ctx_frames:  # too short for the context window: its first frame repeated in front
             ctx = torch.cat([ctx[:1].expand(ctx_frames - ctx.shape[0], *ctx.shape[1:]), ctx])  # (context only)
@@ -444,10 +453,10 @@ class VideoPoet:
     def _hold_last(self, video: torch.Tensor) -> torch.Tensor:
         """Pad a clip (holding its last frame) to a whole number of windows."""
         cfgt = self.preset.tokenizer
-        L, F, T = cfgt.latent_shape()[0], cfgt.frames, video.shape[0]
+        F, T = cfgt.frames, video.shape[0]
         if T > MAX_FRAMES:
             raise InvalidInput(f"the input has {T} frames; at most {MAX_FRAMES} are used in one call")
-        pad = (F - T) if T < F else (-(T - F)) % (cfgt.time_stride * (L - CONTEXT_LATENTS))
+        pad = (F - T) if T < F else (-(T - F)) % frames_per_window(cfgt)
         return torch.cat([video, video[-1:].expand(pad, *video.shape[1:])]) if pad else video
 
     def _aligned(self, task, prompt, source, cells, seed, progress, options: SamplingOptions) -> torch.Tensor:
@@ -456,12 +465,12 @@ class VideoPoet:
         previous output's last ones so there are no seams. cells: the hidden latent cells, if masked."""
         cfgt = self.preset.tokenizer
         L, tpf, F = cfgt.latent_shape()[0], cfgt.tokens_per_latent_frame(), cfgt.frames
-        step = cfgt.time_stride * (L - CONTEXT_LATENTS)
+        step = frames_per_window(cfgt)
         n_windows = 1 + (source.shape[0] - F) // step
         tick = _Ticker(progress, L * tpf + (n_windows - 1) * (L - CONTEXT_LATENTS) * tpf)
         in_mask = None if cells is None else cells.flatten().repeat(L)[None].to(self.device)
         out: Optional[torch.Tensor] = None
-        ctx_frames = 1 + cfgt.time_stride * (CONTEXT_LATENTS - 1)
+        ctx_frames = context_frames(cfgt)
         for w in range(n_windows):
             s = w * step
             cin = self._encode(source[None, s : s + F])

@@ -27,7 +27,7 @@ from model.checkpoint import load_into, read_checkpoint  # noqa: E402
 from model.config import load_preset  # noqa: E402
 from model.data import world  # noqa: E402
 from model.data.captions import canonical_caption  # noqa: E402
-from model.pipeline import CONTEXT_LATENTS, VideoPoet  # noqa: E402
+from model.pipeline import CONTEXT_LATENTS, VideoPoet, context_frames  # noqa: E402
 from model.tokenizer import VideoTokenizer  # noqa: E402
 from model.video_io import from_uint8, to_uint8  # noqa: E402
 
@@ -58,7 +58,7 @@ def round_trip_by_size(tok: VideoTokenizer, n: int = 240) -> None:
 def first_window(vp: VideoPoet, n_clips: int = 20, n_seeds: int = 16) -> None:
     cfg = vp.preset.tokenizer
     tpf, latents = cfg.tokens_per_latent_frame(), cfg.latent_shape()[0]
-    ctx_frames = 1 + cfg.time_stride * (CONTEXT_LATENTS - 1)
+    ctx_frames = context_frames(cfg)
     options = vp.sampling_options(None)
     rng = np.random.default_rng(WINDOW_SEED)
     seeds = [1000 + s for s in range(n_seeds)]
