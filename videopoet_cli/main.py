@@ -552,6 +552,11 @@ def _short(text: str, n: int = 48) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
+def _sampling(temperature, top_k, top_p, cfg, decoding, negative, read_prompt) -> dict:
+    """The sampling options as the generating commands take them (--cfg is the guidance scale)."""
+    return dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative, read_prompt=read_prompt)
+
+
 def _setup(
     command: str, *, preset: str, checkpoint: Optional[str], device: str, output: Optional[str], fmt: Optional[str],
     threads: Optional[int] = None, dtype: str = "float32",
@@ -690,8 +695,7 @@ def generate(
         then_prompts = [_check_text(t, "a --then prompt") for t in (then or [])]
         run = _setup("generate", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative,
-                                   read_prompt=read_prompt))
+                     sampling=_sampling(temperature, top_k, top_p, cfg, decoding, negative, read_prompt))
         prompts = _collect_prompts(prompt, prompts_file)
         out_fps = float(fps if fps is not None else run.preset.video.fps)
         n_frames = _frame_count(run.preset, seconds, frames, out_fps)
@@ -753,8 +757,7 @@ def animate(
         check_input(image)
         run = _setup("animate", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative,
-                                   read_prompt=read_prompt))
+                     sampling=_sampling(temperature, top_k, top_p, cfg, decoding, negative, read_prompt))
         out_fps = float(fps if fps is not None else run.preset.video.fps)
         n_frames = _frame_count(run.preset, seconds, frames, out_fps)
         _frames_note(run, n_frames, out_fps)
@@ -811,8 +814,7 @@ def extend(
         check_input(input)
         run = _setup("extend", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative,
-                                   read_prompt=read_prompt))
+                     sampling=_sampling(temperature, top_k, top_p, cfg, decoding, negative, read_prompt))
         native = run.preset.video.fps
         out_fps = float(fps if fps is not None else native)
         extra = {"input": input, "seconds": seconds, **({"then": prompts[1:]} if len(prompts) > 1 else {})}
@@ -871,8 +873,7 @@ def stylize(
         check_input(input)
         run = _setup("stylize", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=size, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative,
-                                   read_prompt=read_prompt))
+                     sampling=_sampling(temperature, top_k, top_p, cfg, decoding, negative, read_prompt))
         extra = {"input": input, "motion_only": motion_only, **({"max_seconds": max_seconds} if max_seconds else {})}
         jobs = run.plan([(text, i, extra) for i in range(num)], input_stem(input, text))
         video, _ = _read_video_input(input, run.preset, run, max_seconds)
@@ -994,8 +995,7 @@ def inpaint(
         check_input(input)
         run = _setup("inpaint", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=None, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative,
-                                   read_prompt=read_prompt))
+                     sampling=_sampling(temperature, top_k, top_p, cfg, decoding, negative, read_prompt))
         extra = {"input": input, **({"box": rect} if rect else {"mask": mask}), **({"max_seconds": max_seconds} if max_seconds else {})}
 
         def build(frames: Any) -> tuple:
@@ -1062,8 +1062,7 @@ def outpaint(
         check_input(input)
         run = _setup("outpaint", preset=preset, checkpoint=checkpoint, device=device, dtype=dtype, threads=threads, output=output, fmt=fmt,
                      size=None, overwrite=overwrite, quiet=quiet, json_out=json_out, seed=seed, num=num,
-                     sampling=dict(temperature=temperature, top_k=top_k, top_p=top_p, guidance=cfg, decoding=decoding, negative=negative,
-                                   read_prompt=read_prompt))
+                     sampling=_sampling(temperature, top_k, top_p, cfg, decoding, negative, read_prompt))
         extra = {"input": input, **({"pad": margins} if margins is not None else {"to": list(canvas)}),
                  **({"max_seconds": max_seconds} if max_seconds else {})}  # fmt: skip
 
