@@ -8,6 +8,7 @@ Clips longer than one window are made by continuation: each new window is condit
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from pathlib import Path
 from typing import Callable, Optional, Sequence as Seq, Union
@@ -141,9 +142,10 @@ class VideoPoet:
         config = {"tokenizer": dataclasses.asdict(self.preset.tokenizer), "lm": dataclasses.asdict(self.preset.lm)}
         save_checkpoint(Path(path), {"tokenizer": self.tokenizer, "lm": self.lm}, config, "videopoet", dtype=dtype)
 
-    @property
+    @functools.cached_property
     def shipped_weights(self) -> bool:
-        """Whether this is the preset's own shipped checkpoint (trained on the shape world's captions)."""
+        """Whether this is the preset's own shipped checkpoint (trained on the shape world's captions).
+        Cached: preset and checkpoint are fixed at construction, and every run asks (two path resolutions)."""
         shipped = weights_path(self.preset)
         return shipped is not None and self.checkpoint is not None and Path(self.checkpoint).resolve() == shipped.resolve()
 

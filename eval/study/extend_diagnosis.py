@@ -35,13 +35,15 @@ ROUND_TRIP_SEED, WINDOW_SEED = 99, 31337  # the eval's clips come from EVAL_SEED
 SIZE_BINS = ((0.10, 0.13), (0.13, 0.16), (0.16, 0.19))
 
 
-def round_trip_by_size(tok: VideoTokenizer, n: int = 240) -> None:
+def round_trip_by_size(tok: VideoTokenizer, n: int = 240, round_trip=None) -> None:
+    """round_trip: clips (B, T, 3, H, W) -> reconstructions; default decode(encode(clips))."""
+    round_trip = round_trip or (lambda x: tok.decode(tok.encode(x)))
     rng = np.random.default_rng(ROUND_TRIP_SEED)
     scenes = [world.sample_scene(rng, 9, motion=world.MOTIONS[j % len(world.MOTIONS)], allow_held_out=True) for j in range(n)]
     rows = []
     for b in range(0, n, 24):
         clips = [world.render(s, 9, tok.cfg.height) for s in scenes[b : b + 24]]
-        rec = tok.decode(tok.encode(torch.stack([from_uint8(c) for c in clips]))).clamp(-1, 1)
+        rec = round_trip(torch.stack([from_uint8(c) for c in clips])).clamp(-1, 1)
         for s, c, r in zip(scenes[b : b + 24], clips, rec):
             if read_clip(c).shape == s.shape:
                 rows.append((s.shape, s.size, read_clip(to_uint8(r)).shape == s.shape))
