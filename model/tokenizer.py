@@ -92,13 +92,17 @@ class Encoder(nn.Module):
         self.norm_out = FrameGroupNorm(ch[-1])
         self.conv_out = CausalConv3d(ch[-1], cfg.bits, pad=cfg.pad)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The continuous features (B, channels[-1], T', h, w) that the last convolution reads bits from."""
         h = self.conv_in(x)
         for i, level in enumerate(self.levels):
             h = level(h)
             if i < len(self.down):
                 h = self.down[i](space_to_depth(h, 2))
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return F.silu(self.norm_out(h))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv_out(self.features(x))
 
 
 class Decoder(nn.Module):

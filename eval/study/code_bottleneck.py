@@ -31,7 +31,7 @@ from model.config import load_preset  # noqa: E402
 from model.controls import control_video  # noqa: E402
 from model.data.sources import load_clips  # noqa: E402
 from model.data.world import render_clips  # noqa: E402
-from model.tokenizer import CausalConv3d, VideoTokenizer, space_to_depth  # noqa: E402
+from model.tokenizer import CausalConv3d, VideoTokenizer  # noqa: E402
 from model.train.common import lr_at  # noqa: E402
 from model.train.tokenizer import to_batch  # noqa: E402
 
@@ -57,12 +57,7 @@ class WiderCode(nn.Module):
         """(B, T, 3, H, W) -> decoder input (B, bits + extra, T', h, w), commitment loss of any new bits."""
         enc = self.tok.encoder
         with torch.no_grad():
-            h = enc.conv_in(self.tok._to_groups(video))
-            for i, level in enumerate(enc.levels):
-                h = level(h)
-                if i < len(enc.down):
-                    h = enc.down[i](space_to_depth(h, 2))
-            features = F.silu(enc.norm_out(h))
+            features = enc.features(self.tok._to_groups(video))
             bits = torch.where(enc.conv_out(features) > 0, 1.0, -1.0)
         if self.mode == "bits":
             return bits, torch.zeros(())
