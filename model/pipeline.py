@@ -37,6 +37,11 @@ def frames_per_window(t: TokenizerConfig) -> int:
     return t.time_stride * (t.latent_shape()[0] - CONTEXT_LATENTS)
 
 
+def tokens_per_window(t: TokenizerConfig) -> int:
+    """New ids each continuation window samples (its latent frames past the context)."""
+    return (t.latent_shape()[0] - CONTEXT_LATENTS) * t.tokens_per_latent_frame()
+
+
 def frames_made(preset: Preset, frames: int, fps: float) -> tuple[int, int]:
     """(frames the request needs at the preset's frame rate, frames the model makes for them): one image,
     or a first window and then (latent frames - context) latent frames per further window."""
@@ -275,16 +280,13 @@ class VideoPoet:
         """Extend decoded frames window by window until `native_frames`, each window conditioned on the
         last CONTEXT_LATENTS latent frames; prompts[i] drives window i (the last one repeats)."""
         cfg = self.preset.tokenizer
-        tpf = cfg.tokens_per_latent_frame()
         ctx_frames = context_frames(cfg)
-        latents = cfg.latent_shape()[0]
         video = self._decode(video_ids)[0]
         window = 0
         while video.shape[0] < native_frames:
             ctx = self._encode(video[None, -ctx_frames:])
-            n_new = (latents - CONTEXT_LATENTS) * tpf
             prompt = prompts[min(window, len(prompts) - 1)]
-            new = self._run("continue", prompt, n_new, visual_in=ctx, seed=seed + 1000 * (window + 1), progress=progress, options=options)
+            new = self._run("continue", prompt, tokens_per_window(cfg), visual_in=ctx, seed=seed + 1000 * (window + 1), progress=progress, options=options)
             full = self._decode(torch.cat([ctx, new], 1))[0]
             video = torch.cat([video, full[ctx_frames:]])
             window += 1
@@ -337,7 +339,7 @@ class VideoPoet:
         n_tok = cfgt.tokens_per_latent_frame()
         L = cfgt.latent_shape()[0]
         n_first = n_tok if native == 1 else L * n_tok
-        rest = (self._windows(native) - 1) * (L - CONTEXT_LATENTS) * n_tok
+        rest = (self._windows(native) - 1) * tokens_per_window(cfgt)
         tick = _Ticker(progress, n_first + rest * len(seeds))
         ids = self._run("t2i" if native == 1 else "t2v", prompt, n_first, seed=seeds, progress=tick, options=options)
         out = []
@@ -387,7 +389,7 @@ class VideoPoet:
         options = self.sampling_options(options, **sampling)
         seed = options.seed if seed is None else seed
         cfgt = self.preset.tokenizer
-        tick = _Ticker(progress, math.ceil(add / frames_per_window(cfgt)) * (cfgt.latent_shape()[0] - CONTEXT_LATENTS) * cfgt.tokens_per_latent_frame())
+        tick = _Ticker(progress, math.ceil(add / frames_per_window(cfgt)) * tokens_per_window(cfgt))
         ctx_frames = context_frames(cfgt)
         ctx = video[-ctx_frames:]
         if ctx.shape[0] < ctx_frames:  # too short for the context window: its first frame repeated in front
@@ -469,7 +471,7 @@ class VideoPoet:
         L, tpf, F = cfgt.latent_shape()[0], cfgt.tokens_per_latent_frame(), cfgt.frames
         step = frames_per_window(cfgt)
         n_windows = 1 + (source.shape[0] - F) // step
-        tick = _Ticker(progress, L * tpf + (n_windows - 1) * (L - CONTEXT_LATENTS) * tpf)
+        tick = _Ticker(progress, L * tpf + (n_windows - 1) * tokens_per_window(cfgt))
         in_mask = None if cells is None else cells.flatten().repeat(L)[None].to(self.device)
         out: Optional[torch.Tensor] = None
         ctx_frames = context_frames(cfgt)

@@ -27,7 +27,7 @@ from model.checkpoint import load_into, read_checkpoint  # noqa: E402
 from model.config import load_preset  # noqa: E402
 from model.data import world  # noqa: E402
 from model.data.captions import canonical_caption  # noqa: E402
-from model.pipeline import CONTEXT_LATENTS, VideoPoet, context_frames  # noqa: E402
+from model.pipeline import VideoPoet, context_frames, tokens_per_window  # noqa: E402
 from model.tokenizer import VideoTokenizer  # noqa: E402
 from model.video_io import from_uint8, to_uint8  # noqa: E402
 
@@ -59,7 +59,6 @@ def round_trip_by_size(tok: VideoTokenizer, n: int = 240, round_trip=None) -> No
 
 def first_window(vp: VideoPoet, n_clips: int = 20, n_seeds: int = 16) -> None:
     cfg = vp.preset.tokenizer
-    tpf, latents = cfg.tokens_per_latent_frame(), cfg.latent_shape()[0]
     ctx_frames = context_frames(cfg)
     options = vp.sampling_options(None)
     rng = np.random.default_rng(WINDOW_SEED)
@@ -71,7 +70,7 @@ def first_window(vp: VideoPoet, n_clips: int = 20, n_seeds: int = 16) -> None:
         clip = world.render(scene, cfg.frames, cfg.height)
         ctx = vp._encode(from_uint8(clip[-ctx_frames:])[None]).expand(n_seeds, -1)
         prompt = canonical_caption(scene.color, scene.shape, scene.motion)
-        new = vp._run("continue", prompt, (latents - CONTEXT_LATENTS) * tpf, visual_in=ctx, seed=seeds, progress=None, options=options)
+        new = vp._run("continue", prompt, tokens_per_window(cfg), visual_in=ctx, seed=seeds, progress=None, options=options)
         ok, misread = [], []
         for video in vp._decode(torch.cat([ctx, new], 1)):
             r = read_clip(to_uint8(video)[ctx_frames - cfg.time_stride :])
