@@ -8,6 +8,7 @@ console script in a subprocess. Random weights make noise, which is all the mech
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -27,13 +28,16 @@ from cli_helpers import PROMPT, SLUG, M, assert_one_error, cli, ok, read_back, s
 def test_help_is_fast_and_does_not_import_torch():
     exe = Path(sys.executable).with_name("videopoet")
     subprocess.run([str(exe), "--help"], capture_output=True, timeout=60)  # warm the file cache
-    t = time.perf_counter()
+    # CPU seconds of the child, not wall time: the promise is about the work `--help` does, and wall time
+    # also counts whatever else shares the cores (a training in the background doubled it).
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     r = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
-    wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     assert r.returncode == 0, r.stderr
     for word in ("generate", "animate", "extend", "stylize", "inpaint", "outpaint", "info", "presets"):
         assert word in r.stdout
-    assert wall < 1.5, f"videopoet --help took {wall:.2f} s"
+    assert cpu < 1.5, f"videopoet --help took {cpu:.2f} CPU seconds"
     code = "import sys, videopoet_cli.main; bad = [m for m in ('torch', 'model.pipeline', 'cv2', 'imageio') if m in sys.modules]; assert not bad, bad"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
