@@ -33,7 +33,7 @@ from model.data.sources import load_clips  # noqa: E402
 from model.data.world import render_clips  # noqa: E402
 from model.tokenizer import CausalConv3d, VideoTokenizer  # noqa: E402
 from model.train.common import lr_at  # noqa: E402
-from model.train.tokenizer import to_batch  # noqa: E402
+from model.train.tokenizer import reconstruction_psnr, to_batch  # noqa: E402
 
 
 class WiderCode(nn.Module):
@@ -111,11 +111,8 @@ def main() -> None:
             print(f"step {step + 1}/{args.steps} loss {loss.item():.4f} ({time.time() - t0:.0f} s)", flush=True)
     model.eval()
     with torch.no_grad():
-        psnr = []
-        for i in range(0, len(held), 8):
-            x = to_batch(held[i : i + 8], "cpu")
-            psnr.append(10 * torch.log10(4.0 / ((model(x)[0].clamp(-1, 1) - x) ** 2).mean(dim=(1, 2, 3, 4))))
-        print(f"{args.mode}: held-out PSNR {torch.cat(psnr).mean():.2f} dB after {args.steps} steps")
+        psnr = reconstruction_psnr(tok, held, round_trip=lambda v: model(v)[0].clamp(-1, 1))
+        print(f"{args.mode}: held-out PSNR {psnr:.2f} dB after {args.steps} steps")
         round_trip_by_size(tok, round_trip=lambda v: model(v)[0])
     print(f"({time.time() - t0:.0f} s)")
 

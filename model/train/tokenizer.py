@@ -41,14 +41,16 @@ def gradient_loss(rec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def reconstruction_psnr(tok: VideoTokenizer, clips: np.ndarray, batch: int = 8) -> float:
-    """Mean PSNR (dB, peak 255) of decode(encode(clip)) over uint8 clips."""
+def reconstruction_psnr(tok: VideoTokenizer, clips: np.ndarray, batch: int = 8, round_trip=None) -> float:
+    """Mean PSNR (dB, peak 255) of decode(encode(clip)) over uint8 clips; `round_trip` (clips in [-1, 1]
+    -> reconstructions) replaces decode(encode(.)), e.g. a study's decoder fed more than the ids."""
     tok.eval()
+    round_trip = round_trip or (lambda x: tok.decode(tok.encode(x)))
     device = next(tok.parameters()).device
     vals = []
     for i in range(0, len(clips), batch):
         x = to_batch(clips[i : i + batch], device)
-        y = tok.decode(tok.encode(x))
+        y = round_trip(x)
         mse = ((y - x) ** 2).mean(dim=(1, 2, 3, 4)).clamp_min(1e-10)
         vals.append(10 * torch.log10(4.0 / mse))
     return float(torch.cat(vals).mean())
