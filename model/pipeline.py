@@ -451,7 +451,7 @@ class VideoPoet:
         check_mask(cells, "the mask")
         seed = options.seed if seed is None else seed
         src = self._hold_last(video)
-        made = self._aligned(task, prompt, src, cells, seed, progress, options)[: video.shape[0]]
+        made = self._aligned(task, prompt, src, cells, seed, progress, options.for_editing())[: video.shape[0]]
         return paste_in(video, made, cells) if blend else made
 
     def _hold_last(self, video: torch.Tensor) -> torch.Tensor:

@@ -44,6 +44,7 @@ def micro(ckpt_dir):
         (r"(?m)^(\s+)n_heads: .*$", r"\1n_heads: 2"),
         (r"(?m)^(\s+)mlp_hidden: .*$", r"\1mlp_hidden: 64"),
         (r"(?m)^(\s+)temperature: .*$", r"\1temperature: 1.0"),  # mechanics tests keep their draws when tiny's sampling is tuned
+        (r"(?m)^(\s+)guidance: .*$", r"\1guidance: 3.0"),
     ]:
         text, n = re.subn(pattern, repl, text)
         assert n == 1, pattern

@@ -131,7 +131,7 @@ def test_json_lines(micro, cwd):
         PROMPT, 3, "micro", 5, 8, 128, 128)
     assert rec["checkpoint"] == str(micro[1]) and re.fullmatch(r"[0-9a-f]{12}", rec["checkpoint_hash"])
     assert rec["sampling"] == {"temperature": 1.0, "top_k": 7, "top_p": 1.0, "guidance": 3.0, "decoding": "jacobi", "negative": "",
-                             "read_prompt": False}  # fmt: skip
+                             "edit_guidance": 3.0, "read_prompt": False}  # fmt: skip
     assert rec["seconds_taken"] > 0
     assert "wrote" not in r.stderr and "tokens" not in r.stderr  # no progress bar, no messages
 

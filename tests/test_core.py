@@ -241,6 +241,21 @@ def test_sampling_options_are_one_frozen_validated_object():
     assert "cfg" not in o.sampler_view() and o.sampler_view()["guidance"] == 3.0
 
 
+def test_edit_guidance_is_for_inpaint_and_outpaint_until_a_guidance_is_named():
+    """The preset's edit_guidance replaces guidance for the masked-editing tasks only; a guidance the caller
+    names (a flag, a keyword) holds for every task, so it clears edit_guidance."""
+    o = SamplingOptions(guidance=2.0, edit_guidance=3.0)
+    assert o.for_editing() == SamplingOptions(guidance=3.0)
+    assert SamplingOptions(guidance=2.0).for_editing() == SamplingOptions(guidance=2.0)
+    assert o.with_changes(guidance=1.5).for_editing().guidance == 1.5
+    assert o.with_changes(temperature=0.5).for_editing().guidance == 3.0
+    assert o.with_changes(guidance=1.5, edit_guidance=4.0).for_editing().guidance == 4.0
+    with pytest.raises(InvalidInput, match="sampling.edit_guidance must be >= 0"):
+        SamplingOptions(edit_guidance=-1.0)
+    tiny = load_preset("tiny").sampling
+    assert tiny.guidance != tiny.edit_guidance is not None  # the shipped preset sets both (README model card)
+
+
 def test_forced_outputs_are_kept():
     lm = _lm()
     seq = _seq("t2v")

@@ -178,11 +178,11 @@ DtypeOpt = Annotated[str, typer.Option("--dtype", metavar="float32|bfloat16|floa
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", min=1, max=256, rich_help_panel=_MODEL, help="CPU threads for torch. Default: $OMP_NUM_THREADS if set, else the CPUs this process may run on (its affinity) that other processes are not busy on at start.")]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", rich_help_panel=_SAMPLE, help="Random seed (default: the preset's). Variation i uses seed+i; same seed, same video.")]
 NumOpt = Annotated[int, typer.Option("--num", "-n", rich_help_panel=_SAMPLE, help="Variations per prompt, 1..64.")]
-TemperatureOpt = Annotated[Optional[float], typer.Option("--temperature", rich_help_panel=_SAMPLE, help="Sampling temperature, > 0 (default: the preset's; tiny: 0.8).")]
+TemperatureOpt = Annotated[Optional[float], typer.Option("--temperature", rich_help_panel=_SAMPLE, help="Sampling temperature, > 0 (default: the preset's; tiny: 0.7).")]
 TopKOpt = Annotated[Optional[int], typer.Option("--top-k", rich_help_panel=_SAMPLE, help="Keep the k likeliest tokens; 0 = off.")]
 TopPOpt = Annotated[Optional[float], typer.Option("--top-p", rich_help_panel=_SAMPLE, help="Nucleus sampling mass in (0, 1]; 1 = off.")]
 DecodingOpt = Annotated[Optional[str], typer.Option("--decoding", metavar="sequential|jacobi", rich_help_panel=_SAMPLE, help="jacobi: several tokens per model call (parallel decoding); gives the same tokens as sequential for a seed, in fewer model calls. Default: the preset's.")]
-CfgOpt = Annotated[Optional[float], typer.Option("--cfg", "--guidance", rich_help_panel=_SAMPLE, help="Classifier-free guidance scale, >= 0 (1 = off; default: the preset's, 3.0).")]
+CfgOpt = Annotated[Optional[float], typer.Option("--cfg", "--guidance", rich_help_panel=_SAMPLE, help="Classifier-free guidance scale, >= 0 (1 = off; default: the preset's; tiny: 2.0).")]
 NegativeOpt = Annotated[Optional[str], typer.Option("--negative", metavar="TEXT", rich_help_panel=_SAMPLE, help="What to steer away from: guidance pushes from this text instead of from no text (e.g. --negative \"red\").")]
 ReadPromptOpt = Annotated[
     Optional[bool],
