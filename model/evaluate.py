@@ -83,8 +83,8 @@ def eval_variety(vp: VideoPoet, n_prompts: int = 8, tick: Tick = None, options: 
     return {"differ": _rate(differ), "mean_start_distance": float(np.mean(dists)) if dists else float("nan"), "n": len(combos)}
 
 
-def _source_clips(vp: VideoPoet, n: int) -> list[tuple[world.Scene, np.ndarray]]:
-    rng = np.random.default_rng(EVAL_SEED)
+def _source_clips(vp: VideoPoet, n: int, clip_seed: int = EVAL_SEED) -> list[tuple[world.Scene, np.ndarray]]:
+    rng = np.random.default_rng(clip_seed)
     t = vp.preset.tokenizer
     out = []
     for i in range(n):
@@ -127,14 +127,16 @@ def eval_animate(vp: VideoPoet, n: int = 20, tick: Tick = None, options: Optiona
     return _summary(rows) | {"frame0_psnr_gap_db": float(np.max(gaps)), "clips": rows}
 
 
-def eval_extend(vp: VideoPoet, n: int = 10, seconds: float = 10.0, tick: Tick = None, options: Optional[SamplingOptions] = None, seed: int = 0) -> dict:
+def eval_extend(vp: VideoPoet, n: int = 10, seconds: float = 10.0, tick: Tick = None, options: Optional[SamplingOptions] = None, seed: int = 0,
+                clip_seed: int = EVAL_SEED) -> dict:  # fmt: skip
     """Extend a 17-frame clip to `seconds`; at every window seam the object keeps colour and shape and
     its centroid step stays within 2x the median step. `seams_kept` is the same reading per seam (8 per
     clip at 10 s): a clip keeps its object only if every seam does, so the two together say whether the
-    misses are a few windows in many clips or many windows in a few."""
+    misses are a few windows in many clips or many windows in a few. clip_seed: another value draws
+    other source clips (for choosing settings on clips the eval does not use)."""
     keep, smooth, seam_keep = [], [], []
     fps = vp.preset.video.fps
-    for i, (scene, clip) in enumerate(_source_clips(vp, n)):
+    for i, (scene, clip) in enumerate(_source_clips(vp, n, clip_seed)):
         add = seconds - (len(clip) - 1) / fps
         prompt = canonical_caption(scene.color, scene.shape, scene.motion)
         out = to_uint8(vp.extend(from_uint8(clip), prompt, add, seed=seed + i, options=options))

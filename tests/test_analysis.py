@@ -231,3 +231,16 @@ def test_extend_eval_counts_every_seam(break_at):
         assert r["keeps_color_shape"] == 1.0 and r["seams_kept"] == 1.0
     else:  # the seams at 25 (window 17..33: mostly the new shape) and 33 are lost
         assert r["keeps_color_shape"] == 0.0 and r["seams_kept"] == pytest.approx(1 / 3)
+
+
+def test_eval_source_clips_come_from_the_eval_seed_unless_told():
+    """Study scripts choose settings on other clips (clip_seed); the eval's own are fixed by EVAL_SEED."""
+    from types import SimpleNamespace
+
+    from model.config import load_preset
+    from model.evaluate import EVAL_SEED, _source_clips
+
+    vp = SimpleNamespace(preset=load_preset("tiny"))
+    own, again, other = (_source_clips(vp, 3, *s) for s in ((), (EVAL_SEED,), (5151,)))
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(own, again))
+    assert not any(np.array_equal(a[1], b[1]) for a, b in zip(own, other))
