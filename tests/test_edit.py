@@ -203,6 +203,21 @@ def test_inpaint_keeps_the_input_outside_the_hidden_cells(vp_micro):
         vp_micro.outpaint(video, torch.zeros(64, 64, dtype=torch.bool), "x")
 
 
+def test_inpaint_and_outpaint_sample_with_the_edit_guidance(vp_micro):
+    """edit_guidance is what the masked tasks' sampler gets as guidance: the same ids as that guidance
+    given plainly, and other ids than the clip guidance (random weights: any change of guidance shows)."""
+    from model.config import SamplingOptions
+
+    g = torch.Generator().manual_seed(1)
+    video = torch.rand(17, 3, 64, 64, generator=g) * 2 - 1
+    mask = box_mask((16, 16, 24, 24), 64, 64)
+    for fn in (vp_micro.inpaint, vp_micro.outpaint):
+        run = lambda o: fn(video, mask, "a red circle", seed=0, blend=False, options=o)  # noqa: E731
+        split = run(SamplingOptions(guidance=1.0, edit_guidance=5.0))
+        assert torch.equal(split, run(SamplingOptions(guidance=5.0)))
+        assert not torch.equal(split, run(SamplingOptions(guidance=1.0)))
+
+
 # ----------------------------------------------------------------------------- commands
 
 

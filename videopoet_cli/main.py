@@ -182,7 +182,7 @@ TemperatureOpt = Annotated[Optional[float], typer.Option("--temperature", rich_h
 TopKOpt = Annotated[Optional[int], typer.Option("--top-k", rich_help_panel=_SAMPLE, help="Keep the k likeliest tokens; 0 = off.")]
 TopPOpt = Annotated[Optional[float], typer.Option("--top-p", rich_help_panel=_SAMPLE, help="Nucleus sampling mass in (0, 1]; 1 = off.")]
 DecodingOpt = Annotated[Optional[str], typer.Option("--decoding", metavar="sequential|jacobi", rich_help_panel=_SAMPLE, help="jacobi: several tokens per model call (parallel decoding); gives the same tokens as sequential for a seed, in fewer model calls. Default: the preset's.")]
-CfgOpt = Annotated[Optional[float], typer.Option("--cfg", "--guidance", rich_help_panel=_SAMPLE, help="Classifier-free guidance scale, >= 0 (1 = off; default: the preset's; tiny: 2.0).")]
+CfgOpt = Annotated[Optional[float], typer.Option("--cfg", "--guidance", rich_help_panel=_SAMPLE, help="Classifier-free guidance scale, >= 0 (1 = off; default: the preset's; tiny: 2.0, and 3.0 for inpaint / outpaint).")]
 NegativeOpt = Annotated[Optional[str], typer.Option("--negative", metavar="TEXT", rich_help_panel=_SAMPLE, help="What to steer away from: guidance pushes from this text instead of from no text (e.g. --negative \"red\").")]
 ReadPromptOpt = Annotated[
     Optional[bool],
