@@ -631,8 +631,11 @@ def test_a_signal_during_generation_leaves_nothing(micro, tmp_path, sig, code):
 
     exe = Path(sys.executable).with_name("videopoet")
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    # SIGINT back to its default in the child: a test run started as a background job (`cmd &` in a script)
+    # ignores SIGINT, and every process it starts would inherit that
     p = subprocess.Popen([str(exe), "generate", PROMPT, *M(micro), "--seconds", "120", "-o", "long.mp4"], cwd=tmp_path,
-                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.time() + 60
     while time.time() < deadline and not any(f.name.endswith("videopoet-lock") for f in tmp_path.iterdir()):
         time.sleep(0.1)  # wait until it has reserved its output: the work has started
