@@ -52,8 +52,7 @@ def eval_t2v(vp: VideoPoet, kind: str, limit: Optional[int] = None, tick: Tick =
         clip = to_uint8(vp.generate(prompt, seed=seed + i, options=options))
         secs.append(time.time() - t0)
         r = read_clip(clip)
-        read_as = vp.prompt_for_lm(prompt, options)  # the rewrite is cached text work, not timed with the clip
-        rows.append({"prompt": prompt, **({"read_as": read_as} if read_as != prompt else {}), **adherence(r, c, s, m),
+        rows.append({"prompt": prompt, **vp.read_as(prompt, options), **adherence(r, c, s, m),  # cached: not timed
                      "read": [r.color, r.shape, r.motion]})  # fmt: skip
         steady.append(r.steadiness)
         if tick:

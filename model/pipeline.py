@@ -173,6 +173,12 @@ class VideoPoet:
             self._read_cache[prompt] = self._reader.rewrite(prompt)
         return self._read_cache[prompt]
 
+    def read_as(self, prompt: str, options: Optional[SamplingOptions] = None) -> dict:
+        """What a clip's record adds about reading: {"read_as": text} when the LM is given other text than
+        the prompt, else {}."""
+        text = self.prompt_for_lm(prompt, options)
+        return {"read_as": text} if text != prompt else {}
+
     def prompt_notes(self, prompt: str) -> list[str]:
         """Things a user should know before a prompt runs: text past the encoder's window is ignored;
         with the shipped weights (trained on the shape world), a prompt naming no colour, shape or motion

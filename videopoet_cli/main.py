@@ -405,7 +405,7 @@ class Run:
 
         for prompt in dict.fromkeys(job.prompt for job in jobs):
             lines = vp.prompt_notes(prompt)
-            if read := self.read_as(vp, prompt):
+            if read := vp.read_as(prompt, self.options):
                 lines.append(f"read as \"{read['read_as']}\" (in the words the model was trained on; --literal gives it the prompt as written)")
             for line in lines:
                 self.note(f"note: {line}" if len(jobs) == 1 else f"note: {_short(prompt)}: {line}")
@@ -468,11 +468,6 @@ class Run:
         write_video(frames, job.path, fps, job.kind, overwrite=self.overwrite, provenance=self.provenance(vp, job, frames, fps))
         self.report(vp, job, frames, fps, made_in + time.perf_counter() - start)
 
-    def read_as(self, vp: Any, prompt: str) -> dict:
-        """{"read_as": text} when the prompt reader gives the model other text than the prompt, else {}."""
-        text = vp.prompt_for_lm(prompt, self.options)
-        return {"read_as": text} if text != prompt else {}
-
     def sampling_record(self, vp: Any) -> dict:
         """The sampling settings as a clip's record states them, prompt reading resolved to on/off."""
         return {**self.options.sampler_view(), "read_prompt": vp.reads_prompts(self.options)}
@@ -485,7 +480,7 @@ class Run:
             "preset": vp.preset.name, "checkpoint_sha256": vp.checkpoint_sha256, "sampling": self.sampling_record(vp),
             "dtype": self.dtype,
             "frames": int(t), "fps": int(fps) if float(fps).is_integer() else float(fps), "width": int(w), "height": int(h),
-            **self.read_as(vp, job.prompt),
+            **vp.read_as(job.prompt, self.options),
             **{k: v for k, v in job.extra.items() if k != "input" or v != STDIO},
         }  # fmt: skip
 
@@ -496,7 +491,7 @@ class Run:
             record = {
                 "path": job.path,
                 "prompt": job.prompt,
-                **self.read_as(vp, job.prompt),
+                **vp.read_as(job.prompt, self.options),
                 "seed": job.seed,
                 "preset": vp.preset.name,
                 "checkpoint": str(vp.checkpoint) if vp.checkpoint else None,
