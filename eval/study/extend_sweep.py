@@ -1,7 +1,8 @@
 """Choose `extend` settings on clips the eval does not use: the eval's own extend measure (model.evaluate.
 eval_extend) on source clips drawn from other seeds, two sampling-seed sets each. Usage:
-  python eval/study/extend_sweep.py "temperature=0.6;guidance=1.5" [N_CLIPS]
-("" in the list = the preset's defaults)."""
+  python eval/study/extend_sweep.py "temperature=0.6;guidance=1.5;context=2" [N_CLIPS]
+("" in the list = the preset's defaults; context=N: N latent frames of context per window instead of
+model.pipeline.CONTEXT_LATENTS)."""
 
 import sys
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 import torch
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[2])]
+from model import pipeline  # noqa: E402
 from model.evaluate import eval_extend  # noqa: E402
 from model.pipeline import VideoPoet  # noqa: E402
 
@@ -19,8 +21,10 @@ SEED_SETS = (5000, 7000)  # clip i extends with seed S + i
 torch.set_num_threads(2)
 vp = VideoPoet.from_pretrained("tiny")
 n = int(sys.argv[2]) if len(sys.argv) > 2 else 10
+default_context = pipeline.CONTEXT_LATENTS
 for spec in sys.argv[1].split(";"):
     kw = {k: float(v) for k, v in (p.split("=") for p in spec.split(",") if p)}
+    pipeline.CONTEXT_LATENTS = int(kw.pop("context", default_context))
     options = vp.sampling_options(None, **kw)
     t0, keep, seams = time.time(), [], []
     for clip_seed, base in zip(CLIP_SEEDS, SEED_SETS):
