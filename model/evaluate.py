@@ -131,21 +131,24 @@ def eval_extend(vp: VideoPoet, n: int = 10, seconds: float = 10.0, tick: Tick = 
     """Extend a 17-frame clip to `seconds`; at every window seam the object keeps colour and shape and
     its centroid step stays within 2x the median step. `seams_kept` is the same reading per seam (8 per
     clip at 10 s): a clip keeps its object only if every seam does, so the two together say whether the
-    misses are a few windows in many clips or many windows in a few. clip_seed: another value draws
-    other source clips (for choosing settings on clips the eval does not use)."""
-    keep, smooth, seam_keep = [], [], []
+    misses are a few windows in many clips or many windows in a few; `clips` says which clips (motion,
+    background, object size) and which seams. clip_seed: another value draws other source clips (for
+    choosing settings on clips the eval does not use)."""
+    keep, smooth, seam_keep, rows = [], [], [], []
     fps = vp.preset.video.fps
     for i, (scene, clip) in enumerate(_source_clips(vp, n, clip_seed)):
         add = seconds - (len(clip) - 1) / fps
         prompt = canonical_caption(scene.color, scene.shape, scene.motion)
         out = to_uint8(vp.extend(from_uint8(clip), prompt, add, seed=seed + i, options=options))
         seams = list(range(len(clip), len(out), 8))
-        ok_keep, ok_smooth = True, True
-        for sm in seams:
+        ok_keep, ok_smooth, lost = True, True, []
+        for k, sm in enumerate(seams):
             seg = out[max(0, sm - 8) : sm + 9]
             r = read_clip(seg)
             seam_keep.append(r.color == scene.color and r.shape == scene.shape)
             ok_keep &= seam_keep[-1]
+            if not seam_keep[-1]:
+                lost.append({"seam": k, "read": [r.color, r.shape]})
             cs = [c for c in r.centroids]
             steps = [np.hypot(b[0] - a[0], b[1] - a[1]) for a, b in zip(cs, cs[1:]) if a is not None and b is not None]
             k = min(len(seg) - 1, sm - max(0, sm - 8)) - 1  # the step into the seam frame
@@ -156,10 +159,12 @@ def eval_extend(vp: VideoPoet, n: int = 10, seconds: float = 10.0, tick: Tick = 
                 ok_smooth = False
         keep.append(ok_keep)
         smooth.append(ok_smooth)
+        rows.append({"prompt": prompt, "background": scene.background, "size": round(scene.size, 3), "kept": bool(ok_keep),
+                     "smooth": bool(ok_smooth), "lost": lost})  # fmt: skip
         if tick:
             tick(f"extend {i + 1}/{n}")
     return {"keeps_color_shape": _rate(keep), "smooth_seams": _rate(smooth), "seams_kept": _rate(seam_keep),
-            "seams": len(seam_keep), "n": n, "seconds": seconds}  # fmt: skip
+            "seams": len(seam_keep), "n": n, "seconds": seconds, "clips": rows}  # fmt: skip
 
 
 def _object_mask(scene: world.Scene, clip: np.ndarray) -> np.ndarray:

@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -227,10 +229,16 @@ def test_extend_eval_counts_every_seam(break_at):
     vp.extend = extend
     r = eval_extend(vp, n=2, seconds=5.0, seed=3)  # 17 frames + 24: seams at frames 17, 25, 33
     assert calls == [3, 4] and r["seams"] == 6 and r["n"] == 2
+    assert [c["background"] for c in r["clips"]] == [s.background for s in scenes]
+    json.dumps(r)  # the eval writes it as JSON
     if break_at is None:
         assert r["keeps_color_shape"] == 1.0 and r["seams_kept"] == 1.0
+        assert all(c["kept"] and c["lost"] == [] for c in r["clips"])
     else:  # the seams at 25 (window 17..33: mostly the new shape) and 33 are lost
         assert r["keeps_color_shape"] == 0.0 and r["seams_kept"] == pytest.approx(1 / 3)
+        for c, s in zip(r["clips"], scenes):
+            assert not c["kept"] and [x["seam"] for x in c["lost"]] == [1, 2]
+            assert all(x["read"][1] != s.shape for x in c["lost"])  # the clip's lost seams, as read
 
 
 def test_eval_source_clips_come_from_the_eval_seed_unless_told():
