@@ -131,7 +131,7 @@ def eval_extend(vp: VideoPoet, n: int = 10, seconds: float = 10.0, tick: Tick = 
     """Extend a 17-frame clip to `seconds`; at every window seam the object keeps colour and shape and
     its centroid step stays within 2x the median step. `seams_kept` is the same reading per seam (8 per
     clip at 10 s): a clip keeps its object only if every seam does, so the two together say whether the
-    misses are a few windows in many clips or many windows in a few; `clips` says which clips (motion,
+    misses are a few windows in many clips or many windows in a few; `clips` says which clips (prompt,
     background, object size) and which seams. clip_seed: another value draws other source clips (for
     choosing settings on clips the eval does not use)."""
     keep, smooth, seam_keep, rows = [], [], [], []
@@ -142,13 +142,13 @@ def eval_extend(vp: VideoPoet, n: int = 10, seconds: float = 10.0, tick: Tick = 
         out = to_uint8(vp.extend(from_uint8(clip), prompt, add, seed=seed + i, options=options))
         seams = list(range(len(clip), len(out), 8))
         ok_keep, ok_smooth, lost = True, True, []
-        for k, sm in enumerate(seams):
+        for j, sm in enumerate(seams):
             seg = out[max(0, sm - 8) : sm + 9]
             r = read_clip(seg)
             seam_keep.append(r.color == scene.color and r.shape == scene.shape)
             ok_keep &= seam_keep[-1]
             if not seam_keep[-1]:
-                lost.append({"seam": k, "read": [r.color, r.shape]})
+                lost.append({"seam": j, "read": [r.color, r.shape]})
             cs = [c for c in r.centroids]
             steps = [np.hypot(b[0] - a[0], b[1] - a[1]) for a, b in zip(cs, cs[1:]) if a is not None and b is not None]
             k = min(len(seg) - 1, sm - max(0, sm - 8)) - 1  # the step into the seam frame

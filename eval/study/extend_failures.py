@@ -47,6 +47,7 @@ def teacher_forced_by_motion(vp: VideoPoet, n: int = 32) -> None:
         print(f"  {motion:6s} all cells: CE {ce.mean():.3f}, top-1 {100 * top1.mean():.1f}%   object cells: CE {ce[obj].mean():.3f}, "
               f"top-1 {100 * top1[obj].mean():.1f}%  ({int(obj.sum()) / n / (out.shape[1] / tpf):.1f} per latent frame)")
 
+
 torch.set_num_threads(2)
 vp = VideoPoet.from_pretrained("tiny")
 n = int(sys.argv[1]) if len(sys.argv) > 1 else 20
