@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[2])]
+from extend_sweep import CLIP_SEEDS  # noqa: E402  (this folder: the clips that study chooses settings on)
 from model import tasks  # noqa: E402
 from model.data import world  # noqa: E402
 from model.data.captions import canonical_caption  # noqa: E402
@@ -22,7 +23,6 @@ from model.evaluate import _source_clips, eval_extend  # noqa: E402
 from model.pipeline import CONTEXT_LATENTS, VideoPoet  # noqa: E402
 from model.video_io import from_uint8  # noqa: E402
 
-CLIP_SEEDS = (5151, 6262)  # as extend_sweep.py: the eval's clips come from EVAL_SEED 4242, training from 1 and 2
 SIZE_THIRDS = ((0.10, 0.13), (0.13, 0.16), (0.16, 0.19))
 TF_SEED = 77  # fresh clips for the teacher-forced part
 

@@ -9,18 +9,16 @@ as the next window's context) differ. Study code: it replaces VideoPoet._continu
 sampler's pick to record the distributions. Usage: python eval/study/extend_soft_decode.py hard|soft|sign"""
 
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path[:0] = [str(Path(__file__).resolve().parents[2])]
+from extend_sweep import measure  # noqa: E402  (this folder: the clips and seeds of that study)
 from model import sampling  # noqa: E402
-from model.evaluate import eval_extend  # noqa: E402
 from model.lfq import ids_to_bits  # noqa: E402
 from model.pipeline import VideoPoet, context_frames, tokens_per_window  # noqa: E402
 
-CLIP_SEEDS, SEED_SETS = (5151, 6262), (5000, 7000)  # as extend_sweep.py
 MODE = sys.argv[1] if len(sys.argv) > 1 else "soft"
 if MODE not in ("hard", "soft", "sign"):
     sys.exit(f"mode must be hard, soft or sign, got {MODE!r}")
@@ -60,10 +58,4 @@ def continue_to(self, video_ids, native_frames, prompts, seed, progress, options
 
 sampling._pick = recording_pick
 VideoPoet._continue_to = continue_to
-t0, keep, seams = time.time(), [], []
-for clip_seed, base in zip(CLIP_SEEDS, SEED_SETS):
-    r = eval_extend(vp, n=20, seed=base, clip_seed=clip_seed)
-    keep.append(r["keeps_color_shape"])
-    seams.append(r["seams_kept"])
-print(f"{MODE}: keeps colour+shape " + " / ".join(f"{100 * k:.0f}%" for k in keep)
-      + f" (mean {100 * sum(keep) / len(keep):.1f}%); seams kept {100 * sum(seams) / len(seams):.1f}%  ({time.time() - t0:.0f} s)")  # fmt: skip
+measure(vp, MODE, n=20)
