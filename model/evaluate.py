@@ -132,9 +132,10 @@ def eval_extend(vp: VideoPoet, n: int = 10, seconds: float = 10.0, tick: Tick = 
     its centroid step stays within 2x the median step. `seams_kept` is the same reading per seam (8 per
     clip at 10 s): a clip keeps its object only if every seam does, so the two together say whether the
     misses are a few windows in many clips or many windows in a few; `clips` says which clips (prompt,
-    background, object size) and which seams. clip_seed: another value draws other source clips (for
+    background, object size) and which seams; `seams_kept_at_wall` / `seams_kept_clear` split the seams
+    by whether the object meets the frame's edge there (`edge_gap`). clip_seed: another value draws other source clips (for
     choosing settings on clips the eval does not use)."""
-    keep, smooth, seam_keep, rows = [], [], [], []
+    keep, smooth, seam_keep, seam_wall, rows = [], [], [], [], []
     fps = vp.preset.video.fps
     for i, (scene, clip) in enumerate(_source_clips(vp, n, clip_seed)):
         add = seconds - (len(clip) - 1) / fps
@@ -146,9 +147,10 @@ def eval_extend(vp: VideoPoet, n: int = 10, seconds: float = 10.0, tick: Tick = 
             seg = out[max(0, sm - 8) : sm + 9]
             r = read_clip(seg)
             seam_keep.append(r.color == scene.color and r.shape == scene.shape)
+            seam_wall.append(edge_gap(seg, scene.background) <= WALL_PX)
             ok_keep &= seam_keep[-1]
             if not seam_keep[-1]:
-                lost.append({"seam": j, "read": [r.color, r.shape]})
+                lost.append({"seam": j, "read": [r.color, r.shape], "at_wall": seam_wall[-1]})
             cs = [c for c in r.centroids]
             steps = [np.hypot(b[0] - a[0], b[1] - a[1]) for a, b in zip(cs, cs[1:]) if a is not None and b is not None]
             k = min(len(seg) - 1, sm - max(0, sm - 8)) - 1  # the step into the seam frame
@@ -163,8 +165,35 @@ def eval_extend(vp: VideoPoet, n: int = 10, seconds: float = 10.0, tick: Tick = 
                      "smooth": bool(ok_smooth), "lost": lost})  # fmt: skip
         if tick:
             tick(f"extend {i + 1}/{n}")
+    at_wall = [k for k, w in zip(seam_keep, seam_wall) if w]
+    clear = [k for k, w in zip(seam_keep, seam_wall) if not w]
     return {"keeps_color_shape": _rate(keep), "smooth_seams": _rate(smooth), "seams_kept": _rate(seam_keep),
-            "seams": len(seam_keep), "n": n, "seconds": seconds, "clips": rows}  # fmt: skip
+            "seams": len(seam_keep), "seams_at_wall": len(at_wall), "seams_kept_at_wall": _rate(at_wall),
+            "seams_kept_clear": _rate(clear), "n": n, "seconds": seconds, "clips": rows}  # fmt: skip
+
+
+WALL_PX = 0  # a seam is "at a wall" when the object comes within this many pixels of the frame's edge
+
+
+def edge_gap(clip: np.ndarray, background: str, min_area: int = 8) -> int:
+    """Fewest pixels between the object (the largest blob clearly off the background, RGB distance > 60)
+    and the frame's edge over a uint8 (T, H, W, 3) clip's frames; a large number if no frame has one.
+    The world keeps a circle about a pixel clear of the wall it bounces off at 64 px (a square 2-3, a
+    triangle's corners touch); a decoded object is a pixel wider, so 0 (it touches the frame's edge)
+    reads a generated object at a wall: where `extend` loses outlines most (README)."""
+    import cv2
+
+    bg = np.array(world.BACKGROUNDS[background], dtype=np.float32)
+    dist = np.sqrt(((clip.astype(np.float32) - bg) ** 2).sum(-1))
+    T, H, W = dist.shape
+    gap = H + W
+    for frame in dist:
+        _, _, stats, _ = cv2.connectedComponentsWithStats((frame > 60).astype(np.uint8))
+        blobs = [s for s in stats[1:] if s[4] >= min_area]
+        if blobs:
+            x, y, w, h, _ = max(blobs, key=lambda s: s[4])
+            gap = min(gap, x, y, W - x - w, H - y - h)
+    return int(gap)
 
 
 def _object_mask(scene: world.Scene, clip: np.ndarray) -> np.ndarray:

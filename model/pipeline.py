@@ -292,11 +292,15 @@ class VideoPoet:
         while video.shape[0] < native_frames:
             ctx = self._encode(video[None, -ctx_frames:])
             prompt = prompts[min(window, len(prompts) - 1)]
-            new = self._run("continue", prompt, tokens_per_window(cfg), visual_in=ctx, seed=seed + 1000 * (window + 1), progress=progress, options=options)
+            new = self._next_window(ctx, prompt, seed + 1000 * (window + 1), progress, options)
             full = self._decode(torch.cat([ctx, new], 1))[0]
             video = torch.cat([video, full[ctx_frames:]])
             window += 1
         return video[:native_frames]
+
+    def _next_window(self, ctx: torch.Tensor, prompt: str, seed: int, progress, options: SamplingOptions) -> torch.Tensor:
+        """One continuation window's new ids (1, tokens_per_window) after the context ids `ctx` (1, N)."""
+        return self._run("continue", prompt, tokens_per_window(self.preset.tokenizer), visual_in=ctx, seed=seed, progress=progress, options=options)
 
     def _windows(self, native_frames: int) -> int:
         cfg = self.preset.tokenizer

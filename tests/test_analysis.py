@@ -231,6 +231,7 @@ def test_extend_eval_counts_every_seam(break_at):
     assert calls == [3, 4] and r["seams"] == 6 and r["n"] == 2
     assert [c["background"] for c in r["clips"]] == [s.background for s in scenes]
     json.dumps(r)  # the eval writes it as JSON
+    assert r["seams_at_wall"] <= r["seams"] and all(isinstance(x["at_wall"], bool) for c in r["clips"] for x in c["lost"])
     if break_at is None:
         assert r["keeps_color_shape"] == 1.0 and r["seams_kept"] == 1.0
         assert all(c["kept"] and c["lost"] == [] for c in r["clips"])
@@ -252,3 +253,21 @@ def test_eval_source_clips_come_from_the_eval_seed_unless_told():
     own, again, other = (_source_clips(vp, 3, *s) for s in ((), (EVAL_SEED,), (5151,)))
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(own, again))
     assert not any(np.array_equal(a[1], b[1]) for a, b in zip(own, other))
+
+
+def test_edge_gap_says_when_the_object_meets_a_wall():
+    """The wall reading that splits extend's seams: an object that bounces comes within a few pixels of the
+    frame's edge, one centred and still stays far from it, one cut by the frame's edge (as `extend`
+    sometimes draws it) reads 0, and no object reads more than the frame."""
+    import dataclasses
+
+    from model.evaluate import WALL_PX, edge_gap
+
+    for s in render_clips(20, 4, at_wall=True)[0]:
+        assert edge_gap(render(s), s.background) <= 3
+    centred = dataclasses.replace(render_clips(1, 5)[0][0], x0=0.5, y0=0.5, motion="still", speed=0.0)
+    assert edge_gap(render(centred, 3), centred.background) >= 32 * (1 - 2.4 * centred.size) - 1
+    cut = np.roll(render(centred, 3), 32, axis=2)  # the object's centre on the left edge
+    assert edge_gap(cut, centred.background) == 0 <= WALL_PX
+    blank = np.zeros((3, 64, 64, 3), np.uint8) + np.array(BACKGROUNDS[centred.background], np.uint8)
+    assert edge_gap(blank, centred.background) > 64

@@ -316,7 +316,7 @@ def eval_cmd(
                 continue
             for k, v in part.items():
                 if isinstance(v, float) and k != "n":
-                    table.add_row(f"{name}.{k}", f"{v:.1%}" if k in ("color", "shape", "motion", "all", "differ", "keeps_color_shape", "smooth_seams", "seams_kept", "seam_ok") else f"{v:.3g}", str(part.get("n", "")))
+                    table.add_row(f"{name}.{k}", f"{v:.1%}" if k in ("color", "shape", "motion", "all", "differ", "keeps_color_shape", "smooth_seams", "seams_kept", "seams_kept_at_wall", "seams_kept_clear", "seam_ok") else f"{v:.3g}", str(part.get("n", "")))
         Console().print(table)
         props = report.get("tokenizer", {}).get("token_properties")
         if props:
