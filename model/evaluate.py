@@ -133,8 +133,8 @@ def eval_extend(vp: VideoPoet, n: int = 10, seconds: float = 10.0, tick: Tick = 
     clip at 10 s): a clip keeps its object only if every seam does, so the two together say whether the
     misses are a few windows in many clips or many windows in a few; `clips` says which clips (prompt,
     background, object size) and which seams; `seams_kept_at_wall` / `seams_kept_clear` split the seams
-    by whether the object meets the frame's edge there (`edge_gap`). clip_seed: another value draws other source clips (for
-    choosing settings on clips the eval does not use)."""
+    by whether the object meets the frame's edge there (`edge_gap`). clip_seed: another value draws other
+    source clips (for choosing settings on clips the eval does not use)."""
     keep, smooth, seam_keep, seam_wall, rows = [], [], [], [], []
     fps = vp.preset.video.fps
     for i, (scene, clip) in enumerate(_source_clips(vp, n, clip_seed)):
@@ -180,12 +180,12 @@ def edge_gap(clip: np.ndarray, background: str, min_area: int = 8) -> int:
     and the frame's edge over a uint8 (T, H, W, 3) clip's frames; a large number if no frame has one.
     The world keeps a circle about a pixel clear of the wall it bounces off at 64 px (a square 2-3, a
     triangle's corners touch); a decoded object is a pixel wider, so 0 (it touches the frame's edge)
-    reads a generated object at a wall: where `extend` loses outlines most (README)."""
+    reads a generated object at a wall, where `extend` loses a seam about twice as often (README)."""
     import cv2
 
     bg = np.array(world.BACKGROUNDS[background], dtype=np.float32)
     dist = np.sqrt(((clip.astype(np.float32) - bg) ** 2).sum(-1))
-    T, H, W = dist.shape
+    _, H, W = dist.shape
     gap = H + W
     for frame in dist:
         _, _, stats, _ = cv2.connectedComponentsWithStats((frame > 60).astype(np.uint8))
