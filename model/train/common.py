@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -132,6 +133,31 @@ def device_for(d: Dist) -> torch.device:
     return torch.device("cuda", d.local_rank) if torch.cuda.is_available() else torch.device("cpu")
 
 
+def fast_bf16(device: torch.device) -> bool:
+    """Whether bf16 autocast speeds training up here: on GPUs that support it, and on CPUs whose oneDNN has
+    bf16 kernels (AVX-512 or AMX; 2x+ faster with avx512_bf16). On an AVX2-only CPU the bf16 matmuls and
+    convolutions fall back to slow reference code: an LM step took 11-14x, a tokenizer step 42x as long as
+    in float32 (bench/train_precision_probe.py; README, Training your own)."""
+    return _fast_bf16(device.type)
+
+
+@functools.lru_cache(maxsize=None)
+def _fast_bf16(kind: str) -> bool:
+    if kind == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if kind != "cpu":
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def precision(device: torch.device) -> str:
+    """What `autocast` computes in on this device, for the trainers' first log line."""
+    return "bf16 autocast" if fast_bf16(device) else "float32 (no fast bf16 on this device)"
+
+
 def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast: 2x+ faster on CPUs with avx512_bf16, and on GPUs (fp16 is never used on CPU)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled)
+    """bf16 autocast where it is fast (`fast_bf16`), float32 elsewhere (fp16 is never used on CPU)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and fast_bf16(device))

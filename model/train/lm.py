@@ -25,7 +25,7 @@ from ..errors import InvalidInput
 from ..masks import draw_inpaint, draw_outpaint
 from ..tokenizer import VideoTokenizer
 from ..transformer import PrefixLM
-from .common import ProgressFn, StopFlag, autocast, device_for, init_distributed, load_train_state, lr_at, save_train_state
+from .common import ProgressFn, StopFlag, autocast, device_for, init_distributed, load_train_state, lr_at, precision, save_train_state
 from .tokenizer import to_batch
 
 # Text-to-video keeps the largest share: it is the main job and its bars are the hardest. The
@@ -250,6 +250,8 @@ def train_lm(
 
     t0, tokens, metrics = time.time(), 0, {}
     ema = None
+    if d.main:
+        log(f"precision: {precision(device)}")
     with StopFlag() as flag:
         while step < steps and not flag.stop:
             lm.train()

@@ -18,7 +18,7 @@ import torch
 from ..checkpoint import checkpoint_config, compare_configs, load_into, read_checkpoint, save_checkpoint
 from ..config import TokenizerConfig
 from ..tokenizer import VideoTokenizer
-from .common import Dist, ProgressFn, StopFlag, autocast, device_for, init_distributed, load_train_state, lr_at, save_train_state
+from .common import Dist, ProgressFn, StopFlag, autocast, device_for, init_distributed, load_train_state, lr_at, precision, save_train_state
 
 
 def to_batch(clips: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -108,6 +108,8 @@ def train_tokenizer(
     n_ctrl = batch // 4 if controls is not None else 0
     metrics: dict[str, float] = {}
     t0, seen = time.time(), 0
+    if d.main:
+        log(f"precision: {precision(device)}")
     with StopFlag() as flag:
         while step < steps and not flag.stop:
             model.train()
