@@ -55,8 +55,8 @@ class Variant(VideoPoet):
 
     def _next_window(self, ctx, prompt, seed, progress, options):
         if self.carry and self._drawn is not None:
-            n = self._drawn.shape[1]
-            ctx = torch.cat([ctx[:, :-n], self._drawn[:, -min(n, ctx.shape[1]) :]], 1)
+            m = min(self._drawn.shape[1], ctx.shape[1] - self.preset.tokenizer.tokens_per_latent_frame())
+            ctx = torch.cat([ctx[:, :-m], self._drawn[:, -m:]], 1)  # the one-frame latent frame stays encoded
         self._drawn = super()._next_window(ctx, prompt, seed, progress, options)
         return self._drawn
 
