@@ -72,9 +72,11 @@ def pretokenize(
     batch: int = 32,
     log=print,
     continue_only: int = 0,
+    control_videos: Optional[tuple[np.ndarray, np.ndarray]] = None,
 ) -> None:
     """Encode clips, the first n_controls clips' control videos (both kinds) and all captions to `path`;
-    the last `continue_only` clips are marked as continuation-only (see TokenData)."""
+    the last `continue_only` clips are marked as continuation-only (see TokenData). control_videos:
+    the (style, motion) control videos of those clips, made beforehand (e.g. by a process pool)."""
     device = next(tokenizer.parameters()).device
     tokenizer.eval()
 
@@ -90,9 +92,13 @@ def pretokenize(
     log(f"encoded {len(clips)} clips in {time.time() - t0:.0f}s")
     style, motion = [], []
     for i in range(0, n_controls, batch):
-        chunk = clips[i : min(i + batch, n_controls)]
-        style.append(enc(np.stack([control_video(c) for c in chunk])))
-        motion.append(enc(np.stack([control_video(c, motion_only=True) for c in chunk])))
+        j = min(i + batch, n_controls)
+        if control_videos is not None:
+            style.append(enc(control_videos[0][i:j]))
+            motion.append(enc(control_videos[1][i:j]))
+            continue
+        style.append(enc(np.stack([control_video(c) for c in clips[i:j]])))
+        motion.append(enc(np.stack([control_video(c, motion_only=True) for c in clips[i:j]])))
     log(f"encoded {n_controls} x 2 control videos ({time.time() - t0:.0f}s)")
     k = len(captions[0])
     flat = [c for caps in captions for c in caps]
