@@ -282,6 +282,26 @@ def test_wall_clips_train_continuation_only(setup, tmp_path):
     assert TokenData(tmp_path / "old.safetensors", t.tokens_per_latent_frame(), 0.0).continue_only == 0
 
 
+def test_pretokenize_with_control_videos_made_beforehand_writes_the_same_data(setup, tmp_path):
+    """A process pool may make the control videos (eval/study/gpu_retrain.py): the data file must not change."""
+    preset, tok_path, _, _, clips = setup
+    tok = VideoTokenizer(preset.tokenizer)
+    from model.checkpoint import load_into, read_checkpoint
+
+    load_into(tok, read_checkpoint(tok_path)[0], "tokenizer", tok_path)
+    n = 5
+    made = (np.stack([control_video(c) for c in clips.clips[:n]]), np.stack([control_video(c, motion_only=True) for c in clips.clips[:n]]))
+    pretokenize(tok, fake_text, clips.clips, clips.captions, n, tmp_path / "a.safetensors", batch=2, log=lambda s: None)
+    pretokenize(tok, fake_text, clips.clips, clips.captions, n, tmp_path / "b.safetensors", batch=2, log=lambda s: None, control_videos=made)
+    a, b = read_checkpoint(tmp_path / "a.safetensors")[0], read_checkpoint(tmp_path / "b.safetensors")[0]
+    assert set(a) == set(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert len(a["style_ids"]) == len(a["motion_ids"]) == n and not torch.equal(a["style_ids"], a["motion_ids"])
+    pretokenize(tok, fake_text, clips.clips, clips.captions, n, tmp_path / "c.safetensors", batch=2, log=lambda s: None,
+                control_videos=made[::-1])  # fmt: skip
+    c = read_checkpoint(tmp_path / "c.safetensors")[0]  # the videos given are the ones encoded
+    assert torch.equal(c["style_ids"], a["motion_ids"]) and torch.equal(c["motion_ids"], a["style_ids"])
+
+
 def test_mixture_spec_changes_named_shares_and_keeps_the_rest_in_proportion():
     m = parse_mixture("continue=0.3, t2v=0.38")
     assert set(m) == set(MIXTURE) and abs(sum(m.values()) - 1) < 1e-9
