@@ -173,6 +173,21 @@ def test_trainers_say_which_precision_they_train_in(setup, tmp_path):
     assert lines.count(f"precision: {precision(torch.device('cpu'))}") == 2, lines
 
 
+def test_train_lm_takes_batches_from_the_token_data_given(setup, tmp_path):
+    """A study may lay out some batches its own way (eval/study/drift_finetune.py): train_lm must use it."""
+    preset, tok_path, data_path, _, _ = setup
+    asked: list[str] = []
+
+    class Recording(TokenData):
+        def batch(self, task, B, rng, device):
+            asked.append(task)
+            return super().batch(task, B, rng, device)
+
+    data = Recording(data_path, preset.tokenizer.tokens_per_latent_frame(), preset.lm.text_dropout)
+    r = train_lm(preset, data_path, tok_path, tmp_path, steps=3, batch=2, log=lambda s: None, data=data)
+    assert r["step"] == 3 and len(asked) == 3 and set(asked) <= set(MIXTURE)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_and_resumed_equals_uninterrupted(setup, tmp_path, sig):
     preset, tok_path, data_path, _, _ = setup

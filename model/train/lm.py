@@ -211,16 +211,19 @@ def train_lm(
     init: Optional[Path] = None,
     on_progress: Optional[ProgressFn] = None,
     log=print,
+    data: Optional[TokenData] = None,
 ) -> dict:
     """Train and write out_dir/lm-state.safetensors (resumable) and out_dir/videopoet.safetensors (weights).
     init: a videopoet checkpoint whose LM weights start a fresh run (fine-tuning; ignored on resume).
-    mixture: task shares (default MIXTURE); context_noise: see TokenData."""
+    mixture: task shares (default MIXTURE); context_noise: see TokenData. data: batches from this
+    TokenData instead of one read from data_path (a study's subclass that lays out some batches its way)."""
     d = init_distributed()
     device = device_for(d)
     out_dir = Path(out_dir)
     torch.manual_seed(seed)
-    data = TokenData(data_path, preset.tokenizer.tokens_per_latent_frame(), preset.lm.text_dropout, context_noise,
-                     preset.tokenizer.vocab_size)  # fmt: skip
+    if data is None:
+        data = TokenData(data_path, preset.tokenizer.tokens_per_latent_frame(), preset.lm.text_dropout, context_noise,
+                         preset.tokenizer.vocab_size)  # fmt: skip
     lm = PrefixLM.for_tokenizer(preset.lm, preset.tokenizer).to(device)
     decay = [p for n, p in lm.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in lm.named_parameters() if p.dim() < 2]
