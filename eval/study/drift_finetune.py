@@ -5,13 +5,13 @@
 
 Why: an extension's windows are conditioned on the model's own earlier windows, decoded and encoded
 again; a small outline drifts a little in each and is never drawn back (README, extend). The LM only ever
-learned to continue *true* clips. `data` renders world scenes (data seed 3, never held-out combinations)
-long enough for several windows, runs `extend`'s own loop on their first 17 frames with the shipped
-weights and sampling defaults, and keeps, after each window k, the context `extend` would condition on
-next (its own frames, encoded) with, as the target, the *true* next window's ids (the world's render of
-the same scene, frames 8k+17..8k+24, in the same layout). `train` fine-tunes the shipped LM on the usual
-mixture, where a share of the continuation batches come from these pairs (DAgger-style: the learner's
-own states, the expert's next step).
+learned to continue *true* clips. `data` takes world scenes (data seed 3, never held-out combinations),
+runs `extend`'s own loop on their first 17 frames with the shipped weights and sampling defaults, and
+keeps, after each window, the context `extend` would condition on next (its own frames, encoded) with, as
+the target, the world's next window for the scene as the model left it (`expert_clip`: the same object
+and direction, moved to where the model has it, in the same layout). `train` fine-tunes the shipped LM on
+the usual mixture, where a share of the continuation batches come from these pairs (DAgger-style: the
+learner's own states, the expert's next step). Measured in the README (extend): not shipped.
 """
 
 from __future__ import annotations
@@ -67,7 +67,6 @@ def make_data(out: Path, n_scenes: int = 1200, windows: int = 3, batch: int = 24
     opts = vp.sampling_options()
     t = vp.preset.tokenizer
     cf, n_new = context_frames(t), tokens_per_window(t)
-    step = t.frames - cf  # new frames per window (8)
     rng = np.random.default_rng(DATA_SEED)
     scenes = [world.sample_scene(rng, t.frames) for _ in range(n_scenes)]
     cap_rng = np.random.default_rng([DATA_SEED, 7])
@@ -86,7 +85,7 @@ def make_data(out: Path, n_scenes: int = 1200, windows: int = 3, batch: int = 24
             full = vp._decode(torch.cat([ctx, new], 1))
             video = torch.cat([video, full[:, cf:]], 1)
             ctx = vp._encode(video[:, -cf:])
-            start = video.shape[1] - cf  # the context's first frame; the true clip from there has the target at its end
+            start = video.shape[1] - cf  # the context's first frame, as an index into the world's track
             for j, i in enumerate(idx):
                 got = expert_clip(scenes[i], video[j, -cf:], start, t.frames, t.height)
                 if got is None:  # the model lost the object: no true future to teach
@@ -137,8 +136,7 @@ class DriftData(TokenData):
 
 
 def finetune(drift: Path, lm_data: Path, out_dir: Path, steps: int = 500, share: float = 0.5) -> None:
-    from model.config import load_preset
-    from model.config import weights_path
+    from model.config import load_preset, weights_path
     from model.train.lm import parse_mixture, train_lm
 
     preset = load_preset("tiny")

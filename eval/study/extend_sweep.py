@@ -1,6 +1,6 @@
 """Choose `extend` settings on clips the eval does not use: the eval's own extend measure (model.evaluate.
 eval_extend) on source clips drawn from other seeds, two sampling-seed sets each. Usage:
-  python eval/study/extend_sweep.py "temperature=0.6;guidance=1.5;context=2" [N_CLIPS] [SEED_SET,SEED_SET]
+  python eval/study/extend_sweep.py "temperature=0.6;guidance=1.5;context=2" [N_CLIPS] [SEED_SET,SEED_SET] [CHECKPOINT]
 ("" in the list = the preset's defaults; context=N: N latent frames of context per window instead of
 model.pipeline.CONTEXT_LATENTS; carry=1: each window's context keeps the ids the LM drew for the previous
 window's latent frames instead of encoding them again from the decoded frames (only the context's first,
@@ -63,9 +63,9 @@ class Variant(VideoPoet):
 
 if __name__ == "__main__":
     torch.set_num_threads(2)
-    vp = Variant.from_pretrained("tiny")
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 10
-    seed_sets = tuple(int(s) for s in sys.argv[3].split(",")) if len(sys.argv) > 3 else SEED_SETS
+    seed_sets = tuple(int(s) for s in sys.argv[3].split(",")) if len(sys.argv) > 3 and sys.argv[3] else SEED_SETS
+    vp = Variant.from_pretrained("tiny", sys.argv[4] if len(sys.argv) > 4 else None)
     default_context = pipeline.CONTEXT_LATENTS
     for spec in sys.argv[1].split(";"):
         kw = dict(p.split("=") for p in spec.split(",") if p)
