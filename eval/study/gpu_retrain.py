@@ -2,7 +2,7 @@
 preset (default: eval/study/fine.yaml, a 16 x 16 grid of 4-px cells, which the outline study in the
 README points to for small circles), by the project's own trainers. Usage:
 
-  python eval/study/gpu_retrain.py OUT [--tok-seconds 200] [--lm-seconds 240] [--preset eval/study/fine.yaml]
+  python eval/study/gpu_retrain.py OUT [--tok-seconds 180] [--lm-seconds 270] [--deadline 555] [--preset eval/study/fine.yaml]
 
 Why a script and not the two `train` commands: on a machine lent for minutes, the CPU-side work (rendering
 the world and its control videos, about 14 CPU-minutes for this data) must run in a process pool while the
@@ -11,7 +11,9 @@ budget. The data, losses, mixture and schedules are the trainers' own; world cli
 `world:N` samples them (same scenes and captions), only rendered in parallel.
 
 Writes OUT/tokenizer.safetensors and OUT/fine.safetensors (tokenizer + LM, bf16, what `train export`
-writes) and OUT/run.json (steps, timings, losses, held-out PSNR).
+writes) and OUT/run.json (steps, timings, losses, held-out PSNR). On a lent machine that cannot install the
+text encoder: `python eval/study/minilm_shim.py .minilm` here, carry `.minilm`, and there run
+`PYTHONPATH=$PWD/.minilm:$PWD python3 eval/study/gpu_retrain.py $OUT --work /tmp/work --deadline 555`.
 """
 
 from __future__ import annotations
@@ -107,8 +109,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
     ap.add_argument("--preset", default=str(Path(__file__).with_name("fine.yaml")))
-    ap.add_argument("--tok-seconds", type=float, default=200)
-    ap.add_argument("--lm-seconds", type=float, default=240)
+    ap.add_argument("--tok-seconds", type=float, default=180)
+    ap.add_argument("--lm-seconds", type=float, default=270)
     ap.add_argument("--tok-clips", type=int, default=16000)
     ap.add_argument("--lm-clips", type=int, default=24000)
     ap.add_argument("--controls", type=int, default=6000)
