@@ -150,9 +150,10 @@ def finetune(drift: Path, lm_data: Path, out_dir: Path, steps: int = 500, share:
 
 if __name__ == "__main__":
     torch.set_num_threads(int(__import__("os").environ.get("OMP_NUM_THREADS", "2")))
-    if sys.argv[1] == "data":
+    mode = sys.argv[1] if len(sys.argv) > 1 else ""
+    if mode == "data":
         make_data(Path(sys.argv[2]), *(int(x) for x in sys.argv[3:5]))
-    elif sys.argv[1] == "train":
+    elif mode == "train":
         finetune(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]), *(int(x) for x in sys.argv[5:6]), *(float(x) for x in sys.argv[6:7]))
     else:
         sys.exit(__doc__)
