@@ -95,8 +95,8 @@ def gather(results, part: int = 0) -> np.ndarray:
 # --- GPU side ---
 
 
-def timed_steps(fn, probe_steps: int, budget_s: float, floor: int) -> int:
-    """Run `fn(probe_steps)` (a throwaway run of the same trainer) and return how many steps fit in budget_s."""
+def steps_in(budget_s: float, fn, probe_steps: int, floor: int) -> int:
+    """How many steps fit in budget_s, timed by `fn(probe_steps)` (a throwaway run of the same trainer)."""
     t = time.time()
     fn(probe_steps)
     per = (time.time() - t) / probe_steps
@@ -147,6 +147,7 @@ def main() -> None:
 
     from model.checkpoint import load_into, read_checkpoint, save_checkpoint
     from model.data.world import render_clips
+    from model.pipeline import VideoPoet
     from model.text import TextEncoder
     from model.tokenizer import VideoTokenizer
     from model.train.lm import pretokenize, train_lm
@@ -163,7 +164,7 @@ def main() -> None:
     def tok(steps, out=work / "tok-probe", **kw):
         return train_tokenizer(t, tok_clips, tok_ctrl, held, out, steps, a.tok_batch, a.tok_lr, seed=0, log=quiet, **kw)
 
-    tok_steps = timed_steps(lambda n: tok(n, eval_every=10**9, save_every=10**9), a.probe_steps, a.tok_seconds, a.min_steps)
+    tok_steps = steps_in(a.tok_seconds, lambda n: tok(n, eval_every=10**9, save_every=10**9), a.probe_steps, a.min_steps)
     ts = time.time()
     r = tok(tok_steps, out=work / "tok", save_every=1000, eval_every=max(500, tok_steps // 4), warmup=200)
     run["tokenizer"] = {"steps": tok_steps, "batch": a.tok_batch, "lr": a.tok_lr, "clips": len(tok_clips), "seconds": time.time() - ts,
@@ -187,31 +188,20 @@ def main() -> None:
     pretokenize(tokenizer, TextEncoder(p.lm.max_text_tokens, device=device).encode, lm_clips, lm_caps, min(a.controls, n_main), data_path,
                 batch=128, log=log, continue_only=a.wall_clips, control_videos=(style, motion))  # fmt: skip
     del lm_clips, style, motion
-    tokenizer.cpu()
 
     def lm(steps, out=work / "lm-probe", **kw):
         return train_lm(p, data_path, tok_path, out, steps, a.lm_batch, a.lm_lr, log=quiet, **kw)
 
-    probe_t = time.time()
-    lm_steps = timed_steps(lambda n: lm(n, save_every=10**9), a.probe_steps, a.lm_seconds, a.min_steps)
-    if a.deadline:  # what is left, less the export and a margin
-        left = a.deadline - (time.time() - T0) - 30
-        per = (time.time() - probe_t) / a.probe_steps
-        if lm_steps * per > left:
-            lm_steps = max(a.min_steps, int(left / per))
-            log(f"deadline: LM cut to {lm_steps} steps")
+    budget = a.lm_seconds
+    if a.deadline:  # no more than is left, less the probe, the export and a margin
+        budget = min(budget, a.deadline - (time.time() - T0) - 40)
+    lm_steps = steps_in(budget, lambda n: lm(n, save_every=10**9), a.probe_steps, a.min_steps)
     ts = time.time()
     r = lm(lm_steps, out=work / "lm", save_every=1000, warmup=200)
     run["lm"] = {"steps": lm_steps, "batch": a.lm_batch, "lr": a.lm_lr, "clips": n_main, "wall_clips": a.wall_clips, "controls": a.controls,
                  "seconds": time.time() - ts, "loss_ema": r.get("loss_ema")}  # fmt: skip
     log(f"LM: {lm_steps} steps in {time.time() - ts:.0f} s, loss (EMA) {r.get('loss_ema'):.3f}")
-    ck, meta = read_checkpoint(work / "lm" / "videopoet.safetensors")
-    from model.transformer import PrefixLM
-
-    model = PrefixLM.for_tokenizer(p.lm, t)
-    load_into(model, ck, "lm", work / "lm" / "videopoet.safetensors")
-    config = {"tokenizer": dataclasses.asdict(t), "lm": dataclasses.asdict(p.lm)}
-    save_checkpoint(a.out / f"{p.name}.safetensors", {"tokenizer": tokenizer, "lm": model}, config, "videopoet", dtype=torch.bfloat16)
+    VideoPoet.from_pretrained(a.preset, work / "lm" / "videopoet.safetensors").save(a.out / f"{p.name}.safetensors", dtype=torch.bfloat16)
     run["wall_seconds"] = time.time() - T0
     (a.out / "run.json").write_text(json.dumps(run, indent=1) + "\n")
     log(f"done in {time.time() - T0:.0f} s -> {a.out / (p.name + '.safetensors')}")

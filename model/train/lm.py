@@ -93,12 +93,12 @@ def pretokenize(
     style, motion = [], []
     for i in range(0, n_controls, batch):
         j = min(i + batch, n_controls)
-        if control_videos is not None:
-            style.append(enc(control_videos[0][i:j]))
-            motion.append(enc(control_videos[1][i:j]))
-            continue
-        style.append(enc(np.stack([control_video(c) for c in clips[i:j]])))
-        motion.append(enc(np.stack([control_video(c, motion_only=True) for c in clips[i:j]])))
+        if control_videos is None:
+            s, m = (np.stack([control_video(c, motion_only=only) for c in clips[i:j]]) for only in (False, True))
+        else:
+            s, m = (v[i:j] for v in control_videos)
+        style.append(enc(s))
+        motion.append(enc(m))
     log(f"encoded {n_controls} x 2 control videos ({time.time() - t0:.0f}s)")
     k = len(captions[0])
     flat = [c for caps in captions for c in caps]
