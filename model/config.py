@@ -127,7 +127,7 @@ class SamplingOptions:
     decoding: str = "sequential"  # or "jacobi": several tokens per model call, same tokens (model.sampling)
     negative: str = ""  # text guidance steers away from ("" = the text-dropped model, as trained)
     # guidance for inpaint / outpaint (None = `guidance`): remaking a hidden region leans on the text more
-    # than drawing a whole clip does (tiny: 3.0 keeps inpainting's shapes where 2.0 loses some; README)
+    # than drawing a whole clip does (tiny: 3.0 keeps inpainting's shapes where 2.0 loses some; eval/study/README.md)
     edit_guidance: Optional[float] = None
     # the prompt rewritten into training words first (model.prompt_reader); None = on for a preset's own
     # shipped weights (whose training words the reader knows), off for any other checkpoint

@@ -180,7 +180,7 @@ def edge_gap(clip: np.ndarray, background: str, min_area: int = 8) -> int:
     and the frame's edge over a uint8 (T, H, W, 3) clip's frames; a large number if no frame has one.
     The world keeps a circle about a pixel clear of the wall it bounces off at 64 px (a square 2-3, a
     triangle's corners touch); a decoded object is a pixel wider, so 0 (it touches the frame's edge)
-    reads a generated object at a wall, where `extend` loses a seam about twice as often (README)."""
+    reads a generated object at a wall, where `extend` loses a seam about twice as often (eval/study/README.md)."""
     import cv2
 
     bg = np.array(world.BACKGROUNDS[background], dtype=np.float32)

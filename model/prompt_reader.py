@@ -3,7 +3,7 @@ again in the words the LM was trained on.
 
 Why: the LM reads frozen MiniLM states and learnt only the training captions' wordings. A new phrasing
 ("lifting off", "tent shape") reaches it as states it was never trained on: a probe on those states
-reads all three attributes of new wordings right about half the time (README, model card). MiniLM's
+reads all three attributes of new wordings right about half the time (eval/study/README.md). MiniLM's
 pooled sentence vector, though, was trained for exactly this — paraphrases land near each other — so
 matching the prompt's phrases to the training vocabulary by that similarity, and handing the LM a
 training-style caption, carries new wordings much further (as DALL-E 3 rewrites prompts into the style

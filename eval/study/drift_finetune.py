@@ -4,14 +4,14 @@
   python eval/study/drift_finetune.py train DRIFT.safetensors LM_DATA.safetensors OUT_DIR [STEPS] [SHARE]
 
 Why: an extension's windows are conditioned on the model's own earlier windows, decoded and encoded
-again; a small outline drifts a little in each and is never drawn back (README, extend). The LM only ever
+again; a small outline drifts a little in each and is never drawn back (README.md here). The LM only ever
 learned to continue *true* clips. `data` takes world scenes (data seed 3, never held-out combinations),
 runs `extend`'s own loop on their first 17 frames with the shipped weights and sampling defaults, and
 keeps, after each window, the context `extend` would condition on next (its own frames, encoded) with, as
 the target, the world's next window for the scene as the model left it (`expert_clip`: the same object
 and direction, moved to where the model has it, in the same layout). `train` fine-tunes the shipped LM on
 the usual mixture, where a share of the continuation batches come from these pairs (DAgger-style: the
-learner's own states, the expert's next step). Measured in the README (extend): not shipped.
+learner's own states, the expert's next step). Measured in README.md here (extend): not shipped.
 """
 
 from __future__ import annotations

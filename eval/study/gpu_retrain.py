@@ -1,6 +1,6 @@
 """Retrain tokenizer and LM from scratch inside a fixed wall-time budget on one GPU: the whole recipe for a
-preset (default: eval/study/fine.yaml, a 16 x 16 grid of 4-px cells, which the outline study in the
-README points to for small circles), by the project's own trainers. Usage:
+preset (default: eval/study/fine.yaml, a 16 x 16 grid of 4-px cells, which the outline study in
+README.md here points to for small circles), by the project's own trainers. Usage:
 
   python eval/study/gpu_retrain.py OUT [--tok-seconds 180] [--lm-seconds 270] [--deadline 555] [--preset eval/study/fine.yaml]
 

@@ -32,7 +32,7 @@ def gradient_loss(rec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     Why: L2 alone is minimised by the mean of every picture a token grid could stand for, and for objects
     one latent cell wide that mean is a soft blob (small circles decode to squarish blobs). Matching the
     image gradients (the gradient-difference loss of Mathieu et al., 2016, made for blurry video
-    prediction) rewards edges where the target has them. Measured (README): as a decoder-only fine-tune
+    prediction) rewards edges where the target has them. Measured (eval/study/README.md): as a decoder-only fine-tune
     of the shipped tokenizer no round-trip shape reading changed, and on the whole tokenizer it kept no
     more small outlines, so it is off by default."""
     dx = (rec[..., :, 1:] - rec[..., :, :-1]) - (x[..., :, 1:] - x[..., :, :-1])
