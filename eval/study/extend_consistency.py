@@ -11,6 +11,7 @@ frame (the pixels the user gave, never tokenized) under the best cyclic shift of
 object as the user drew it, wherever it has moved since.
 Usage: python eval/study/extend_consistency.py "N:R;N:R;..." [N_CLIPS] [SEED_SET,SEED_SET]   (1:0 = `extend` as it is)"""
 
+import os
 import sys
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def extend(self, video, *a, **kw):
 
 
 if __name__ == "__main__":
-    torch.set_num_threads(int(__import__("os").environ.get("THREADS", "2")))
+    torch.set_num_threads(int(os.environ.get("THREADS", "2")))
     draw_one, VideoPoet._next_window = VideoPoet._next_window, next_window
     extend_as_is, VideoPoet.extend = VideoPoet.extend, extend
     vp = VideoPoet.from_pretrained("tiny")
