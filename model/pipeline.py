@@ -473,17 +473,20 @@ class VideoPoet:
         pad = (F - T) if T < F else (-(T - F)) % frames_per_window(cfgt)
         return torch.cat([video, video[-1:].expand(pad, *video.shape[1:])]) if pad else video
 
-    def _aligned(self, task, prompt, source, cells, seed, progress, options: SamplingOptions) -> torch.Tensor:
+    def _aligned(self, task, prompt, source, cells, seed, progress, options: SamplingOptions,
+                 start: Optional[torch.Tensor] = None) -> torch.Tensor:  # fmt: skip
         """Video-to-video tasks whose output is aligned with the input in time (stylize, motion,
         inpaint, outpaint), window by window: each window's first latent frames are forced to the
-        previous output's last ones so there are no seams. cells: the hidden latent cells, if masked."""
+        previous output's last ones so there are no seams. cells: the hidden latent cells, if masked.
+        start: frames the output goes on from (the first window is forced to their last ones too, and
+        the result begins with them)."""
         cfgt = self.preset.tokenizer
         L, tpf, F = cfgt.latent_shape()[0], cfgt.tokens_per_latent_frame(), cfgt.frames
         step = frames_per_window(cfgt)
         n_windows = 1 + (source.shape[0] - F) // step
         tick = _Ticker(progress, L * tpf + (n_windows - 1) * tokens_per_window(cfgt))
         in_mask = None if cells is None else cells.flatten().repeat(L)[None].to(self.device)
-        out: Optional[torch.Tensor] = None
+        out: Optional[torch.Tensor] = start
         ctx_frames = context_frames(cfgt)
         for w in range(n_windows):
             s = w * step

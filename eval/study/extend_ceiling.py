@@ -30,7 +30,7 @@ from model.video_io import from_uint8, to_uint8  # noqa: E402
 
 
 class Oracle(VideoPoet):
-    scenes: dict = {}
+    scenes: dict  # the source clips' uint8 bytes -> their world.Scene (set before extending)
     pixels = False  # True: the world's true frames themselves, no tokenizer (what the analyser reads of the truth)
 
     def extend(self, video, prompt, seconds, **kw):
@@ -80,6 +80,7 @@ if __name__ == "__main__":
         load_into(vp.tokenizer, read_checkpoint(Path(args.tokenizer))[0], "tokenizer", Path(args.tokenizer))
     else:
         vp = Oracle.from_pretrained("tiny")
+    vp.scenes = {}
     n = args.clips
     sets = [("eval clips", EVAL_SEED, n), *[(f"dev clips {s}", s, 20) for s in CLIP_SEEDS], ("more clips 8383", 8383, args.more)]
     for label, clip_seed, count in sets:

@@ -29,19 +29,12 @@ class Refresh(VideoPoet):
         options = self.sampling_options(options)
         seed = options.seed if seed is None else seed
         cfgt = self.preset.tokenizer
-        L, tpf, F = cfgt.latent_shape()[0], cfgt.tokens_per_latent_frame(), cfgt.frames
         k, step = context_frames(cfgt), frames_per_window(cfgt)
         src = out[video.shape[0] - k :]  # the input's last k frames, then the extension
-        pad = (-(src.shape[0] - F)) % step
+        pad = (-(src.shape[0] - cfgt.frames)) % step
         src = torch.cat([src, src[-1:].expand(pad, *src.shape[1:])]) if pad else src
         control = from_uint8(control_video(to_uint8(src), motion_only=self.task == "motion")).to(self.device)
-        made = src[:k]
-        for w in range(1 + (src.shape[0] - F) // step):
-            s = w * step
-            cin = self._encode(control[None, s : s + F])
-            forced = self._encode(made[None, -k:])
-            ids = self._run(self.task, prompt, L * tpf, visual_in=cin, forced=forced, seed=seed + 7 + 1000 * w, progress=None, options=options)
-            made = torch.cat([made, self._decode(ids)[0][k:]])
+        made = self._aligned(self.task, prompt, control, None, seed + 7, None, options, start=src[:k])
         return torch.cat([video, made[k : k + out.shape[0] - video.shape[0]]])
 
 
