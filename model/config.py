@@ -29,7 +29,7 @@ DTYPES = ("float32", "bfloat16", "float16")  # compute precision (autocast); flo
 
 # Config keys added after checkpoints were first written, with the value that reproduces how those older
 # checkpoints were built: a key a checkpoint lacks reads as this (model.checkpoint.checkpoint_config).
-LEGACY_DEFAULTS = {"tokenizer": {"pad": "zeros"}, "lm": {"rope": "1d"}}
+LEGACY_DEFAULTS = {"tokenizer": {"pad": "zeros", "reference": False}, "lm": {"rope": "1d"}}
 
 
 @dataclass
@@ -47,6 +47,7 @@ class TokenizerConfig:
     entropy_weight: float = 0.01  # LFQ batch-entropy term; large weights make flat data encode position
     commit_weight: float = 0.25
     pad: str = "replicate"  # "replicate": ids mean content (see model.tokenizer); "zeros": first checkpoints
+    reference: bool = False  # decoder can also read a reference frame's encoder features (model.tokenizer.ReferenceAttention)
 
     @property
     def spatial_stride(self) -> int:
@@ -228,6 +229,10 @@ def _check_type(value: Any, tp: Any, key: str, where: str) -> Any:
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidInput(f"{where}: {key} must be an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise InvalidInput(f"{where}: {key} must be true or false, got {value!r}")
         return value
     if tp is str:
         if not isinstance(value, str):

@@ -77,6 +77,8 @@ class VideoPoet:
         self._text_cache: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
         self._reader = None  # model.prompt_reader.PromptReader, built on first use
         self._read_cache: dict[str, str] = {}
+        # extend and animate hand the decoder a true frame to copy outlines from, where it can read one
+        self.use_reference = True
 
     # -- loading ------------------------------------------------------------------------------------
     @classmethod
@@ -120,25 +122,32 @@ class VideoPoet:
         return cls(preset, VideoTokenizer(preset.tokenizer), PrefixLM.for_tokenizer(preset.lm, preset.tokenizer), None, device)
 
     def replace_decoder(self, tokenizer_checkpoint: Union[str, Path]) -> None:
-        """Take the tokenizer decoder from a tokenizer checkpoint whose encoder is this one's (trained with
-        its encoder frozen): ids keep their meaning, so the LM stays valid and only the drawing changes.
-        An encoder that differs (beyond bf16 storage rounding) is refused: it would give the LM other ids."""
+        """Take the tokenizer decoder (and its ReferenceBlend, if it has one) from a tokenizer checkpoint
+        whose encoder is this one's (trained with its encoder frozen): ids keep their meaning, so the LM
+        stays valid and only the drawing changes. An encoder that differs (beyond bf16 storage rounding)
+        is refused: it would give the LM other ids."""
         path = Path(tokenizer_checkpoint)
         tensors, meta = read_checkpoint(path)
         if meta.get("kind") != "tokenizer":
             raise CheckpointError(f"{path}: a '{meta.get('kind')}' checkpoint; expected a tokenizer checkpoint")
-        compare_configs({"tokenizer": dataclasses.asdict(self.preset.tokenizer)}, {"tokenizer": checkpoint_config(meta).get("tokenizer")}, path)
-        new = VideoTokenizer(self.preset.tokenizer)
+        found = checkpoint_config(meta).get("tokenizer") or {}
+        cfg = dataclasses.replace(self.preset.tokenizer, reference=bool(found.get("reference", False)))
+        compare_configs({"tokenizer": dataclasses.asdict(cfg)}, {"tokenizer": found}, path)
+        new = VideoTokenizer(cfg)
         load_into(new, tensors, "tokenizer", path)
         mine = self.tokenizer.state_dict()
         for k, v in new.state_dict().items():
-            if k.startswith("decoder."):
+            if k.startswith(("decoder.", "reference_blend.")):
                 continue
             a = mine[k].to(v.device)
             if not (torch.equal(a, v) or torch.equal(a.bfloat16(), v.bfloat16())):
                 raise CheckpointError(f"{path}: tensor 'tokenizer.{k}' differs from this model's; only a decoder "
                                       "trained on this very encoder (frozen) can be swapped in")  # fmt: skip
-        self.tokenizer.decoder.load_state_dict(new.decoder.state_dict())
+        for k, v in mine.items():  # the encoder and quantizer exactly as they were (not their bf16 copy)
+            if not k.startswith(("decoder.", "reference_blend.")):
+                new.state_dict()[k].copy_(v)
+        self.tokenizer = new.to(self.device).eval()
+        self.preset = dataclasses.replace(self.preset, tokenizer=cfg)
 
     def save(self, path: Union[str, Path], dtype: Optional[torch.dtype] = None) -> None:
         """Write a full checkpoint (tokenizer + LM, config in the metadata) as safetensors."""
@@ -245,10 +254,17 @@ class VideoPoet:
         idx = torch.tensor([min(video.shape[0] - 1, round(i * native / fps)) for i in range(frames)])
         return video[idx]
 
-    def _decode(self, ids: torch.Tensor) -> torch.Tensor:
+    def _decode(self, ids: torch.Tensor, reference: Optional[torch.Tensor] = None) -> torch.Tensor:
         _, h, w = self.preset.tokenizer.latent_shape()
         with self._autocast():
-            return self.tokenizer.decode(ids.view(ids.shape[0], -1, h, w)).float()
+            return self.tokenizer.decode(ids.view(ids.shape[0], -1, h, w), reference).float()
+
+    def _reference(self, frame: torch.Tensor) -> Optional[torch.Tensor]:
+        """A true frame (3, H, W) of the scene the output continues, as the decoder takes it (1, 3, H, W);
+        None when the tokenizer has no ReferenceBlend or `use_reference` is off."""
+        if not (self.use_reference and self.tokenizer.reference_blend is not None):
+            return None
+        return frame.reshape(1, *frame.shape[-3:]).to(self.device).float()
 
     def _autocast(self):
         """Mixed precision for the compute (weights and the KV cache stay float32): `dtype` bfloat16 or float16."""
@@ -282,18 +298,20 @@ class VideoPoet:
         with self._autocast():
             return sampler(self.lm, seq, options, generator=gen, progress=progress)
 
-    def _continue_to(self, video_ids: torch.Tensor, native_frames: int, prompts: list[str], seed: int, progress, options: SamplingOptions) -> torch.Tensor:
+    def _continue_to(self, video_ids: torch.Tensor, native_frames: int, prompts: list[str], seed: int, progress, options: SamplingOptions,
+                     reference: Optional[torch.Tensor] = None) -> torch.Tensor:  # fmt: skip
         """Extend decoded frames window by window until `native_frames`, each window conditioned on the
-        last CONTEXT_LATENTS latent frames; prompts[i] drives window i (the last one repeats)."""
+        last CONTEXT_LATENTS latent frames; prompts[i] drives window i (the last one repeats). `reference`
+        (`_reference` of a true frame) is handed to every decode."""
         cfg = self.preset.tokenizer
         ctx_frames = context_frames(cfg)
-        video = self._decode(video_ids)[0]
+        video = self._decode(video_ids, reference)[0]
         window = 0
         while video.shape[0] < native_frames:
             ctx = self._encode(video[None, -ctx_frames:])
             prompt = prompts[min(window, len(prompts) - 1)]
             new = self._next_window(ctx, prompt, seed + 1000 * (window + 1), progress, options)
-            full = self._decode(torch.cat([ctx, new], 1))[0]
+            full = self._decode(torch.cat([ctx, new], 1), reference)[0]
             video = torch.cat([video, full[ctx_frames:]])
             window += 1
         return video[:native_frames]
@@ -378,7 +396,7 @@ class VideoPoet:
         tick = _Ticker(progress, (cfgt.latent_shape()[0] - 1) * n_tok * self._windows(native))
         first = self._encode(image)  # a 1-frame video
         new = self._run("i2v", prompt, (cfgt.latent_shape()[0] - 1) * n_tok, visual_in=first, seed=seed, progress=tick, options=options)
-        video = self._continue_to(torch.cat([first, new], 1), native, [prompt], seed, tick, options)
+        video = self._continue_to(torch.cat([first, new], 1), native, [prompt], seed, tick, options, self._reference(image[0, 0]))
         return self._resample(video, frames, fps)
 
     @torch.no_grad()
@@ -405,7 +423,7 @@ class VideoPoet:
         if ctx.shape[0] < ctx_frames:  # too short for the context window: its first frame repeated in front
             ctx = torch.cat([ctx[:1].expand(ctx_frames - ctx.shape[0], *ctx.shape[1:]), ctx])  # (context only)
         start = self._encode(ctx[None])
-        out = self._continue_to(start, ctx_frames + add, prompts, seed, tick, options)
+        out = self._continue_to(start, ctx_frames + add, prompts, seed, tick, options, self._reference(video[-1]))
         result = torch.cat([video, out[ctx_frames:]])
         return result if fps is None else self._resample(result, 1 + round((result.shape[0] - 1) * fps / native_fps), fps)
 

@@ -14,6 +14,8 @@ the first checkpoints) gives every border position and latent frame its own cont
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -105,6 +107,74 @@ class Encoder(nn.Module):
         return self.conv_out(self.features(x))
 
 
+def align_reference(reference: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+    """Shift a true frame so that what stands out from its background sits where it stands out in each
+    decoded frame: reference (B, 3, H, W), video (B, T, 3, H, W) -> (B, T, 3, H, W).
+
+    Motion compensation, as a video codec predicts a frame from a reference frame, with one whole-pixel
+    shift per frame: first the difference of the two frames' salient centroids (salience: distance from
+    the median border colour, above half its peak), then the best of that shift and its eight neighbours
+    by mean absolute difference (a decoded outline is soft, so its centroid can be half a pixel off). A
+    frame with nothing salient keeps the reference in place; ReferenceBlend then decides, pixel by pixel,
+    whether the shifted reference fits at all."""
+    B, T, _, H, W = video.shape
+
+    def centroid(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # (..., 3, H, W)
+        border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., 1:-1, 0], x[..., 1:-1, -1]], -1)
+        d = (x - border.median(-1).values[..., None, None]).abs().sum(-3)  # (..., H, W)
+        peak = d.amax((-2, -1), keepdim=True)
+        m = torch.where(d > 0.5 * peak, d, torch.zeros_like(d))
+        total = m.sum((-2, -1)).clamp_min(1e-6)
+        ys, xs = torch.arange(H, dtype=d.dtype, device=d.device), torch.arange(W, dtype=d.dtype, device=d.device)
+        return (m.sum(-1) * ys).sum(-1) / total, (m.sum(-2) * xs).sum(-1) / total, peak[..., 0, 0] > 0.1
+
+    ry, rx, rok = centroid(reference.float())
+    vy, vx, vok = centroid(video.float())
+    ok = vok & rok[:, None]
+    dy = torch.where(ok, (vy - ry[:, None]).round(), torch.zeros_like(vy)).long()
+    dx = torch.where(ok, (vx - rx[:, None]).round(), torch.zeros_like(vx)).long()
+    out = torch.empty_like(video)
+    for b in range(B):
+        for t in range(T):
+            y, x = int(dy[b, t]), int(dx[b, t])
+            if not ok[b, t]:
+                out[b, t] = reference[b]
+                continue
+            shifts = [(y + i, x + j) for i in (-1, 0, 1) for j in (-1, 0, 1)]
+            tries = torch.stack([torch.roll(reference[b], sh, dims=(-2, -1)) for sh in shifts])
+            out[b, t] = tries[(tries - video[b, t]).abs().mean((1, 2, 3)).argmin()]
+    return out
+
+
+class ReferenceBlend(nn.Module):
+    """Per pixel, how much of a motion-compensated true frame (`align_reference`) to take over the decoded one.
+
+    Why: 12 sign bits per 8-pixel cell keep where an object is and roughly what, but not the outline of one
+    about two cells across (a small circle decodes as a blob read as a square). When the caller has a true
+    frame of the same scene (`extend` has the input clip, `animate` its image), the outline is in it: shifted
+    to where the ids put the object now, it can be taken over where it fits the decoded frame and left where
+    it does not (another background, an object that changed). Frame by frame, so decoding stays causal; the
+    ids, and so the LM, are untouched; the gate starts almost shut (bias -6), i.e. as the plain decoder."""
+
+    def __init__(self, hidden: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(9, hidden, 3, padding=1), nn.SiLU(),
+            nn.Conv2d(hidden, hidden, 3, padding=2, dilation=2), nn.SiLU(),
+            nn.Conv2d(hidden, hidden, 3, padding=4, dilation=4), nn.SiLU(),
+            nn.Conv2d(hidden, 1, 1),
+        )  # fmt: skip
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.constant_(self.net[-1].bias, -6.0)
+
+    def forward(self, video: torch.Tensor, aligned: torch.Tensor) -> torch.Tensor:
+        """video, aligned: (B, T, 3, H, W) -> the blend, same shape."""
+        B, T, C, H, W = video.shape
+        v, a = video.reshape(B * T, C, H, W), aligned.reshape(B * T, C, H, W)
+        gate = torch.sigmoid(self.net(torch.cat([v, a, (v - a).abs()], 1)))
+        return (v + gate * (a - v)).view(B, T, C, H, W)
+
+
 class Decoder(nn.Module):
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
@@ -133,6 +203,9 @@ class VideoTokenizer(nn.Module):
         self.cfg = cfg
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
+        # for when a true frame of the scene is at hand (ReferenceBlend says why); decoding from ids alone
+        # does not use it
+        self.reference_blend = ReferenceBlend() if cfg.reference else None
         self.quantizer = LFQ(cfg.bits, cfg.entropy_weight, cfg.commit_weight)
 
     # -- layout helpers -------------------------------------------------------------------------
@@ -170,7 +243,12 @@ class VideoTokenizer(nn.Module):
         return self.quantizer(self.encode_latents(video))[1]
 
     @torch.no_grad()
-    def decode(self, ids: torch.Tensor) -> torch.Tensor:
-        """ids (B, T', H', W') -> video (B, 1 + ts*(T'-1), 3, H, W) clamped to [-1, 1]."""
+    def decode(self, ids: torch.Tensor, reference: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """ids (B, T', H', W') -> video (B, 1 + ts*(T'-1), 3, H, W) clamped to [-1, 1]. `reference`: a true
+        frame (B, 3, H, W) of the same scene, whose outlines ReferenceBlend takes over where they fit
+        (ignored by a tokenizer built without it)."""
         z = ids_to_bits(ids, self.cfg.bits).movedim(-1, 1)
-        return self._from_groups(self.decoder(z)).clamp(-1, 1)
+        out = self._from_groups(self.decoder(z)).clamp(-1, 1)
+        if reference is None or self.reference_blend is None:
+            return out
+        return self.reference_blend(out, align_reference(reference.to(out.dtype), out)).clamp(-1, 1)

@@ -1,5 +1,5 @@
-"""Ids mean content, not place (by construction, on random weights), 3-D rotary positions, and checkpoints
-written before these changes."""
+"""Ids mean content, not place (by construction, on random weights), 3-D rotary positions, checkpoints
+written before these changes, and the reference decoder (by construction)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from model.config import LMConfig, SamplingOptions, TokenizerConfig, load_preset
 from model.diagnostics import token_properties
 from model.pipeline import VideoPoet
 from model.sampling import sample, sample_uncached
-from model.tokenizer import VideoTokenizer
+from model.tokenizer import VideoTokenizer, align_reference
 from model.transformer import PrefixLM, positions_3d
 
 torch.set_num_threads(1)
@@ -155,3 +155,68 @@ def test_old_checkpoint_against_the_new_preset_says_why(tmp_path):
     (tmp_path / "new.yaml").write_text(json.dumps({"name": "new", **config}))  # JSON is YAML
     with pytest.raises(CheckpointError, match=r"'lm.rope'.*'3d'.*'1d'.*before"):
         VideoPoet.from_pretrained(str(tmp_path / "new.yaml"), old)
+
+
+# -- decoding with a reference frame (model.tokenizer.align_reference, ReferenceBlend) -------------------
+def _scene(cx: int, cy: int, n: int = 1, r: int = 5) -> torch.Tensor:
+    """(n, 3, 32, 32): a bright disc of radius r at (cx, cy) on dark grey, moving 1 px right per frame."""
+    ys, xs = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    out = torch.full((n, 3, 32, 32), -0.6)
+    for t in range(n):
+        disc = (xs - cx - t) ** 2 + (ys - cy) ** 2 <= r * r
+        out[t, 0][disc], out[t, 1][disc] = 0.9, -0.9
+    return out
+
+
+def test_align_reference_moves_the_reference_to_where_each_frame_has_its_object():
+    video = _scene(12, 20, n=5)[None]  # the object at x = 12..16, y = 20
+    reference = _scene(20, 9)  # the same object elsewhere
+    aligned = align_reference(reference, video)
+    assert aligned.shape == video.shape
+    assert torch.equal(aligned, video)
+
+
+def test_align_reference_keeps_the_reference_in_place_when_a_frame_shows_nothing():
+    reference = _scene(20, 9)
+    aligned = align_reference(reference, torch.full((1, 2, 3, 32, 32), 0.3))
+    assert torch.equal(aligned[0, 0], reference[0]) and torch.equal(aligned[0, 1], reference[0])
+
+
+def _with_reference(seed: int = 0) -> VideoTokenizer:
+    torch.manual_seed(seed)
+    tok = VideoTokenizer(dataclasses.replace(TOK, reference=True)).eval()
+    with torch.no_grad():  # as if trained: the gate open where the shifted reference differs
+        tok.reference_blend.net[-1].weight.normal_(0, 0.5)
+        tok.reference_blend.net[-1].bias.fill_(0.0)
+    return tok
+
+
+def test_reference_leaves_ids_and_plain_decoding_alone():
+    tok = _with_reference()
+    plain = VideoTokenizer(TOK).eval()
+    plain.load_state_dict({k: v for k, v in tok.state_dict().items() if not k.startswith("reference_blend.")})
+    clip = torch.rand(2, 9, 3, 32, 32) * 2 - 1
+    ids = tok.encode(clip)
+    assert torch.equal(ids, plain.encode(clip))
+    assert torch.equal(tok.decode(ids), plain.decode(ids))
+    assert not torch.allclose(tok.decode(ids, clip[:, 0]), tok.decode(ids))
+    assert torch.equal(plain.decode(ids, clip[:, 0]), plain.decode(ids))  # no blend: the reference is ignored
+
+
+def test_reference_blend_starts_as_the_plain_decoder():
+    torch.manual_seed(0)
+    tok = VideoTokenizer(dataclasses.replace(TOK, reference=True)).eval()
+    clip = torch.rand(1, 9, 3, 32, 32) * 2 - 1
+    ids = tok.encode(clip)
+    assert (tok.decode(ids, clip[:, 0]) - tok.decode(ids)).abs().max() < 0.01  # gate sigmoid(-6) = 0.0025
+
+
+def test_reference_decoding_stays_causal():
+    tok = _with_reference()
+    clip = torch.rand(1, 9, 3, 32, 32) * 2 - 1
+    ids = tok.encode(clip)
+    later = ids.clone()
+    later[:, -1] = (later[:, -1] + 1) % 2**TOK.bits  # change only the last latent frame
+    a, b = tok.decode(ids, clip[:, 0]), tok.decode(later, clip[:, 0])
+    keep = 1 + TOK.time_stride * (ids.shape[1] - 2)  # frames of the earlier latent frames
+    assert torch.equal(a[:, :keep], b[:, :keep]) and not torch.equal(a, b)

@@ -132,6 +132,42 @@ def test_decoder_only_fine_tune_keeps_every_id_and_swaps_into_a_full_model(setup
         vp.replace_decoder(tmp_path / "moved" / "tokenizer.safetensors")
 
 
+def test_reference_blend_training_touches_nothing_else_resumes_exactly_and_swaps_into_a_full_model(setup, tmp_path):
+    """--reference trains only the blend: every other tensor of the init tokenizer stays bit for bit, a run
+    stopped and resumed ends where an uninterrupted one does, and export takes the blend along."""
+    preset, tok_path, data_path, _, _ = setup
+    from model.checkpoint import load_into, read_checkpoint
+    from model.data.world import reference_pairs
+    from model.train.reference import train_reference_blend
+
+    t = preset.tokenizer
+    refs, clips = reference_pairs(12, 3, t.frames, t.height)
+    kw = dict(batch=2, lr=3e-3, warmup=2, log=lambda s: None)
+    r = train_reference_blend(t, tok_path, refs, clips, refs[:4], clips[:4], tmp_path / "a", steps=6, **kw)
+    assert r["step"] == 6 and r["psnr_held_out_reference"] > 0
+    train_reference_blend(t, tok_path, refs, clips, refs[:4], clips[:4], tmp_path / "b", steps=3, **kw)
+    train_reference_blend(t, tok_path, refs, clips, refs[:4], clips[:4], tmp_path / "b", steps=6, resume=True, **kw)
+    a, meta = read_checkpoint(tmp_path / "a" / "tokenizer.safetensors")
+    b, _ = read_checkpoint(tmp_path / "b" / "tokenizer.safetensors")
+    old, _ = read_checkpoint(tok_path)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert set(a) - set(old) and all(k.startswith("tokenizer.reference_blend.") for k in set(a) - set(old))
+    assert all(torch.equal(old[k], a[k]) for k in old)
+
+    full = tmp_path / "full"
+    train_lm(preset, data_path, tok_path, full, steps=1, batch=2, log=lambda s: None)
+    vp = VideoPoet.from_pretrained(str(full / "videopoet.safetensors"))
+    assert vp.tokenizer.reference_blend is None
+    vp.replace_decoder(tmp_path / "a" / "tokenizer.safetensors")
+    assert vp.preset.tokenizer.reference and vp.tokenizer.reference_blend is not None
+    tok = VideoTokenizer(vp.preset.tokenizer)
+    load_into(tok, a, "tokenizer", tmp_path / "a")
+    assert all(torch.equal(v, vp.tokenizer.state_dict()[k]) for k, v in tok.state_dict().items())
+    vp.save(tmp_path / "with-blend.safetensors")
+    again = VideoPoet.from_pretrained(str(tmp_path / "with-blend.safetensors"))
+    assert again.preset.tokenizer.reference and again.tokenizer.reference_blend is not None
+
+
 def test_lm_training_lowers_loss(setup, tmp_path):
     preset, tok_path, data_path, _, _ = setup
     data = TokenData(data_path, preset.tokenizer.tokens_per_latent_frame(), 0.0)

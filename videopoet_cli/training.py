@@ -98,12 +98,15 @@ def train_tokenizer_cmd(
     decoder_only: bool = typer.Option(False, "--decoder-only", help="Freeze the encoder, so every token id stays as it was (an LM trained on them stays valid)."),
     warmup: int = typer.Option(200, "--warmup", min=0, help="Steps of linear learning-rate warm-up."),
     edge_weight: float = typer.Option(0.0, "--edge-weight", min=0.0, help="Add this multiple of an L1 loss on image gradients (edges) to the L2 loss (0 = L2 alone)."),
+    reference: bool = typer.Option(False, "--reference", help="Train only the reference blend of the --init tokenizer (outlines taken from a true frame, for extend and animate); everything else stays as it was."),
 ) -> None:
     """Train the causal LFQ video tokenizer (writes OUT/tokenizer.safetensors).
 
     Example: videopoet train tokenizer --preset tiny --data world:4000 --steps 5000 --out runs/tiny
 
     Sharper decoding for shipped ids: videopoet train tokenizer --init runs/tiny/tokenizer.safetensors --decoder-only --out runs/dec
+
+    Outlines from a true frame: videopoet train tokenizer --init runs/dec/tokenizer.safetensors --reference --data world:2000 --steps 600 --out runs/ref
     """
 
     def body():
@@ -118,6 +121,14 @@ def train_tokenizer_cmd(
         torch.set_num_threads(max(1, torch.get_num_threads()))
         p = load_preset(preset)
         t = p.tokenizer
+        if reference:
+            from model.errors import InvalidInput
+
+            if init is None:
+                raise InvalidInput("--reference trains the blend of a trained tokenizer: give that tokenizer with --init")
+            if decoder_only or edge_weight or entropy_anneal:
+                raise InvalidInput("--reference trains only the blend: --decoder-only, --edge-weight and --entropy-anneal do not apply")
+            return _train_reference(p, data, data_seed, init, out, steps, batch, lr, warmup, seed, resume)
         clipset = load_clips(data, t.frames, t.height, p.video.fps, data_seed, _log)
         n_ctrl = max(1, len(clipset.clips) // 4)
         controls = np.stack([control_video(c, motion_only=i % 2 == 1) for i, c in enumerate(clipset.clips[:n_ctrl])])
@@ -134,6 +145,29 @@ def train_tokenizer_cmd(
         _log(f"done: step {r['step']}, held-out PSNR {r.get('psnr_held_out', float('nan')):.2f} dB -> {out / 'tokenizer.safetensors'}")
 
     _run(body)
+
+
+def _train_reference(p, data, data_seed, init, out, steps, batch, lr, warmup, seed, resume) -> None:
+    from model.data import world
+    from model.data.sources import load_clips, world_count
+    from model.train.reference import train_reference_blend
+
+    t = p.tokenizer
+    count = world_count(data)
+    if count is not None:  # a reference frame, then the scene up to ten seconds on
+        refs, clips = world.reference_pairs(count, data_seed, t.frames, t.height)
+        held_refs, held = world.reference_pairs(32, 999, t.frames, t.height)
+    else:  # a user's clips: each clip's own first frame
+        clips = load_clips(data, t.frames, t.height, p.video.fps, data_seed, _log).clips
+        refs, held_refs, held = clips[:, 0], clips[-16:, 0], clips[-16:]
+    _log(f"{len(clips)} reference pairs")
+    with StepReporter("reference blend") as rep:
+        r = train_reference_blend(t, init, refs, clips, held_refs, held, out, steps, batch, lr, warmup=min(warmup, steps // 4), seed=seed,
+                                  resume=resume, on_progress=rep, log=_log)  # fmt: skip
+    if r.get("stopped"):
+        _log(f"stopped at step {r['step']}: run the same command with --resume to continue")
+    _log(f"done: step {r['step']}, held-out PSNR {r.get('psnr_held_out_reference', float('nan')):.2f} dB with the reference "
+         f"({r.get('psnr_held_out', float('nan')):.2f} without) -> {out / 'tokenizer.safetensors'}")  # fmt: skip
 
 
 @train_app.command("lm")
@@ -227,7 +261,7 @@ def export_cmd(
     out: Path = typer.Option(..., "--out", help="Where to write the shippable weights."),
     preset: str = typer.Option("tiny", "--preset"),
     dtype: str = typer.Option("bf16", "--dtype", help="Storage type: bf16 (half the size) or fp32."),
-    decoder: Optional[Path] = typer.Option(None, "--decoder", help="Take the tokenizer decoder from this tokenizer.safetensors (trained with --decoder-only on the same encoder)."),
+    decoder: Optional[Path] = typer.Option(None, "--decoder", help="Take the tokenizer decoder (and its reference blend, if any) from this tokenizer.safetensors (trained with --decoder-only or --reference on the same encoder)."),
     overwrite: bool = typer.Option(False, "--overwrite"),
 ) -> None:
     """Write weights for shipping: checked against the preset, stored in bf16 (loaded back as fp32).
@@ -238,6 +272,10 @@ def export_cmd(
     def body():
         import torch
 
+        import dataclasses
+
+        from model.checkpoint import compare_configs
+        from model.config import load_preset
         from model.errors import InvalidInput
         from model.pipeline import VideoPoet
 
@@ -247,9 +285,14 @@ def export_cmd(
         if dtype not in types:
             raise InvalidInput(f"--dtype must be bf16 or fp32, got {dtype!r}")
         refuse_existing(out, overwrite)
-        vp = VideoPoet.from_pretrained(preset, checkpoint)
+        if not checkpoint.is_file():
+            raise InvalidInput(f"--checkpoint: file not found: {checkpoint}")
+        vp = VideoPoet.from_pretrained(str(checkpoint))  # as trained; checked against the preset once the decoder is in
         if decoder is not None:
             vp.replace_decoder(decoder)
+        want = load_preset(preset)
+        compare_configs({"tokenizer": dataclasses.asdict(want.tokenizer), "lm": dataclasses.asdict(want.lm)},
+                        {"tokenizer": dataclasses.asdict(vp.preset.tokenizer), "lm": dataclasses.asdict(vp.preset.lm)}, out)  # fmt: skip
         vp.save(out, dtype=types[dtype])
         _log(f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, {dtype})")
 

@@ -163,16 +163,36 @@ def _coverage(shape: str, cx: float, cy: float, r: float, n: int, ss: int = 4) -
     return out
 
 
-def render(scene: Scene, frames: int = 17, size: int = 64) -> np.ndarray:
-    """Render to uint8 (T, H, W, 3)."""
+def render(scene: Scene, frames: int = 17, size: int = 64, start: int = 0) -> np.ndarray:
+    """Render frames start .. start + frames - 1 to uint8 (T, H, W, 3)."""
+    return render_times(scene, range(start, start + frames), size)
+
+
+def render_times(scene: Scene, times, size: int = 64) -> np.ndarray:
+    """Render the scene at these frame indices to uint8 (len(times), H, W, 3)."""
     bg = np.array(BACKGROUNDS[scene.background], dtype=np.float32)
     fg = np.array(COLORS[scene.color], dtype=np.float32)
-    out = np.empty((frames, size, size, 3), dtype=np.uint8)
-    for t in range(frames):
-        cx, cy = scene.center(t)
+    out = np.empty((len(times), size, size, 3), dtype=np.uint8)
+    for i, t in enumerate(times):
+        cx, cy = scene.center(int(t))
         a = _coverage(scene.shape, cx, cy, scene.size, size)[..., None]
-        out[t] = np.clip(bg * (1 - a) + fg * a + 0.5, 0, 255).astype(np.uint8)
+        out[i] = np.clip(bg * (1 - a) + fg * a + 0.5, 0, 255).astype(np.uint8)
     return out
+
+
+def reference_pairs(count: int, seed: int, frames: int = 17, size: int = 64, max_gap: int = 80) -> tuple[np.ndarray, np.ndarray]:
+    """(references (N, H, W, 3), clips (N, T, H, W, 3)): each scene's frame 0, and `frames` frames of it
+    starting 0..max_gap frames later (moved on, maybe bounced), as `extend` meets them: its input's last
+    frame, then windows up to ten seconds on."""
+    rng = np.random.default_rng(seed)
+    refs, clips = [], []
+    for _ in range(count):
+        scene = sample_scene(rng, frames)
+        gap = int(rng.integers(0, max_gap + 1))
+        x = render_times(scene, [0, *range(gap, gap + frames)], size)
+        refs.append(x[0])
+        clips.append(x[1:])
+    return np.stack(refs), np.stack(clips)
 
 
 def to_tensor_frames(video: np.ndarray):
