@@ -41,7 +41,15 @@ def eval_tokenizer(vp: VideoPoet, n: int = 64) -> dict:
     for c in clips:
         rec = to_uint8(vp.tokenizer.decode(vp.tokenizer.encode(from_uint8(c)[None]))[0])
         vals.append(psnr(c, rec))
-    return {"psnr_db": float(np.mean(vals)), "n": n, "token_properties": token_properties(vp.tokenizer)}
+    out = {"psnr_db": float(np.mean(vals)), "n": n, "token_properties": token_properties(vp.tokenizer)}
+    if vp.tokenizer.reference_blend is not None:  # the same ids decoded with a true frame 0-80 frames before
+        t = vp.preset.tokenizer
+        refs, pairs = world.reference_pairs(n, 999, t.frames, t.height)
+        with_ref = [psnr(c, to_uint8(vp.tokenizer.decode(vp.tokenizer.encode(from_uint8(c)[None]), from_uint8(r[None]))[0]))
+                    for r, c in zip(refs, pairs)]  # fmt: skip
+        plain = [psnr(c, to_uint8(vp.tokenizer.decode(vp.tokenizer.encode(from_uint8(c)[None]))[0])) for c in pairs]
+        out |= {"reference_psnr_db": float(np.mean(with_ref)), "reference_pairs_psnr_db_ids_alone": float(np.mean(plain))}
+    return out
 
 
 def eval_t2v(vp: VideoPoet, kind: str, limit: Optional[int] = None, tick: Tick = None, options: Optional[SamplingOptions] = None, seed: int = 0) -> dict:

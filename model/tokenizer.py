@@ -107,16 +107,18 @@ class Encoder(nn.Module):
         return self.conv_out(self.features(x))
 
 
-def align_reference(reference: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+def align_reference(reference: torch.Tensor, video: torch.Tensor, match: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Shift a true frame so that what stands out from its background sits where it stands out in each
     decoded frame: reference (B, 3, H, W), video (B, T, 3, H, W) -> (B, T, 3, H, W).
 
     Motion compensation, as a video codec predicts a frame from a reference frame, with one whole-pixel
     shift per frame: first the difference of the two frames' salient centroids (salience: distance from
     the median border colour, above half its peak), then the best of that shift and its eight neighbours
-    by mean absolute difference (a decoded outline is soft, so its centroid can be half a pixel off). A
-    frame with nothing salient keeps the reference in place; ReferenceBlend then decides, pixel by pixel,
-    whether the shifted reference fits at all."""
+    by mean absolute difference. `match` (B, 3, H, W), the reference as the decoder draws it, is what the
+    shifts are measured on when given: decoded against decoded, so the decoder's own half-pixel offsets
+    cancel (a frame decoded from the reference's own ids gets exactly no shift). A frame with nothing
+    salient keeps the reference in place; ReferenceBlend then decides, pixel by pixel, whether the
+    shifted reference fits at all."""
     B, T, _, H, W = video.shape
 
     def centroid(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # (..., 3, H, W)
@@ -128,7 +130,8 @@ def align_reference(reference: torch.Tensor, video: torch.Tensor) -> torch.Tenso
         ys, xs = torch.arange(H, dtype=d.dtype, device=d.device), torch.arange(W, dtype=d.dtype, device=d.device)
         return (m.sum(-1) * ys).sum(-1) / total, (m.sum(-2) * xs).sum(-1) / total, peak[..., 0, 0] > 0.1
 
-    ry, rx, rok = centroid(reference.float())
+    match = reference if match is None else match
+    ry, rx, rok = centroid(match.float())
     vy, vx, vok = centroid(video.float())
     ok = vok & rok[:, None]
     dy = torch.where(ok, (vy - ry[:, None]).round(), torch.zeros_like(vy)).long()
@@ -141,8 +144,9 @@ def align_reference(reference: torch.Tensor, video: torch.Tensor) -> torch.Tenso
                 out[b, t] = reference[b]
                 continue
             shifts = [(y + i, x + j) for i in (-1, 0, 1) for j in (-1, 0, 1)]
-            tries = torch.stack([torch.roll(reference[b], sh, dims=(-2, -1)) for sh in shifts])
-            out[b, t] = tries[(tries - video[b, t]).abs().mean((1, 2, 3)).argmin()]
+            tries = torch.stack([torch.roll(match[b], sh, dims=(-2, -1)) for sh in shifts])
+            best = shifts[int((tries - video[b, t]).abs().mean((1, 2, 3)).argmin())]
+            out[b, t] = torch.roll(reference[b], best, dims=(-2, -1))
     return out
 
 
@@ -251,4 +255,11 @@ class VideoTokenizer(nn.Module):
         out = self._from_groups(self.decoder(z)).clamp(-1, 1)
         if reference is None or self.reference_blend is None:
             return out
-        return self.reference_blend(out, align_reference(reference.to(out.dtype), out)).clamp(-1, 1)
+        return self.reference_blend(out, self.align(reference.to(out.dtype), out)).clamp(-1, 1)
+
+    @torch.no_grad()
+    def align(self, reference: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+        """align_reference with the shifts measured on the reference's own round trip (an image is a
+        1-frame clip), so a decoded frame is compared with a decoded one."""
+        match = self.decode(self.encode(reference[:, None]))[:, 0]
+        return align_reference(reference, video, match)

@@ -91,7 +91,7 @@ def test_animate_starts_from_the_image(vp):
     out = to_uint8(vp.animate(image, "a yellow square moving up", seed=0))
     recon = to_uint8(vp.tokenizer.decode(vp.tokenizer.encode(image[None, None]))[0])[0]
     assert out.shape == (17, 64, 64, 3)
-    assert abs(psnr(clip[0], out[0]) - psnr(clip[0], recon)) <= 2.0
+    assert psnr(clip[0], out[0]) >= psnr(clip[0], recon) - 2.0  # the image itself is the decoder's reference
     assert read_clip(out).color == "yellow"
 
 
@@ -101,6 +101,30 @@ def test_extend_keeps_the_object(vp):
     assert out.shape[0] == 17 + 16
     assert np.array_equal(out[:17], clip)  # the input comes through untouched
     assert read_clip(out[16:]).color == "green"
+
+
+def test_reference_keeps_small_outlines_and_ignores_a_frame_that_does_not_fit(vp):
+    """With a true frame of the scene (what extend and animate hand the decoder), small circles 40 frames
+    on keep the outline that ids alone often lose (read as squares); another scene's frame changes
+    next to nothing."""
+    tok = vp.tokenizer
+    assert tok.reference_blend is not None
+    rng = np.random.default_rng(99)
+    plain_ok, ref_ok, psnr_gap = [], [], []
+    while len(ref_ok) < 8:
+        scene = world.sample_scene(rng, 9, shape="circle", allow_held_out=True)
+        if scene.size >= 0.13:
+            continue
+        x = world.render_times(scene, [0, *range(40, 49)], 64)
+        clip = from_uint8(x[1:])[None]
+        ids = tok.encode(clip)
+        plain_ok.append(read_clip(to_uint8(tok.decode(ids)[0])).shape == "circle")
+        ref_ok.append(read_clip(to_uint8(tok.decode(ids, from_uint8(x[:1]))[0])).shape == "circle")
+        other = world.sample_scene(rng, 9, color="blue" if scene.color != "blue" else "red", shape="square")
+        wrong = from_uint8(world.render(other, 1, 64))
+        psnr_gap.append(psnr(x[1:], to_uint8(tok.decode(ids)[0])) - psnr(x[1:], to_uint8(tok.decode(ids, wrong)[0])))
+    assert sum(ref_ok) >= 7 and sum(ref_ok) > sum(plain_ok), (ref_ok, plain_ok)
+    assert max(psnr_gap) < 1.0, psnr_gap
 
 
 def test_cli_pipe_animate_into_stylize(tmp_path):

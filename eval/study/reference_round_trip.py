@@ -1,7 +1,7 @@
 """The tokenizer round trip with and without a reference frame (model.tokenizer.ReferenceBlend), by shape
 and object size: extend_diagnosis.py part 1's 240 scenes, each decoded 40 frames after its reference (the
 scene's frame 0), so the object has moved (or bounced) in between, as in `extend`'s later windows. Also
-what the analyser reads of the shifted reference alone (align_reference, no blend: an upper bound on what
+what the analyser reads of the shifted reference alone (VideoTokenizer.align, no blend: an upper bound on what
 motion compensation gives), and the PSNR of each.
 
 Usage: python eval/study/reference_round_trip.py [--checkpoint WEIGHTS.safetensors] [--gap 40]
@@ -23,7 +23,7 @@ from model.analysis import read_clip  # noqa: E402
 from model.checkpoint import checkpoint_config, load_into, read_checkpoint  # noqa: E402
 from model.config import TokenizerConfig  # noqa: E402
 from model.data import world  # noqa: E402
-from model.tokenizer import VideoTokenizer, align_reference  # noqa: E402
+from model.tokenizer import VideoTokenizer  # noqa: E402
 from model.video_io import from_uint8, to_uint8  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +57,7 @@ def main() -> None:
         ref, clip = from_uint8(x[:1]), from_uint8(x[1:])[None]
         ids = tok.encode(clip)
         plain = tok.decode(ids)
-        outs = {ways[0]: plain, ways[1]: tok.decode(ids, ref), ways[2]: align_reference(ref, plain)}
+        outs = {ways[0]: plain, ways[1]: tok.decode(ids, ref), ways[2]: tok.align(ref, plain)}
         for w, v in outs.items():
             psnr[w].append(10 * np.log10(4 / max(float(((v - clip) ** 2).mean()), 1e-10)))
         if read_clip(x[1:]).shape == scene.shape:  # sources the analyser reads right only

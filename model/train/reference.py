@@ -3,7 +3,10 @@ take over each decoded pixel. Every other weight is frozen, so the ids, decoding
 any LM trained on those ids stay exactly as they were.
 
 Each sample is a reference frame and a clip of the same scene some frames later (world.reference_pairs:
-moved on, maybe bounced, as `extend` meets its windows). The frozen tokenizer's round trips and the
+moved on, maybe bounced, as `extend` meets its windows). A quarter of the clips get another scene's
+reference instead, so the gate also learns to stay shut where the reference does not fit: where the
+model draws something the reference does not show (a prompt that changes the object, say), the
+decoder's own drawing stands. The frozen tokenizer's round trips and the
 shifted references are made once, up front (about 0.85 MB per pair in bfloat16), so a step costs only
 the blend's own forward and backward pass.
 """
@@ -20,9 +23,11 @@ import torch
 
 from ..checkpoint import checkpoint_config, compare_configs, load_into, read_checkpoint, save_checkpoint
 from ..config import TokenizerConfig
-from ..tokenizer import VideoTokenizer, align_reference
+from ..tokenizer import VideoTokenizer
 from .common import ProgressFn, StopFlag, load_train_state, lr_at, save_train_state
 from .tokenizer import to_batch
+
+MISMATCHED = 0.25  # share of clips trained with another scene's reference
 
 
 def load_for_reference(cfg: TokenizerConfig, init: Path) -> VideoTokenizer:
@@ -42,14 +47,14 @@ def load_for_reference(cfg: TokenizerConfig, init: Path) -> VideoTokenizer:
 
 @torch.no_grad()
 def round_trips(tok: VideoTokenizer, refs: np.ndarray, clips: np.ndarray, batch: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """bfloat16 (decode(encode(clip)), align_reference(reference, that)) for every pair."""
+    """bfloat16 (decode(encode(clip)), the reference aligned to that) for every pair."""
     tok.eval()
     plains, aligned = [], []
     for i in range(0, len(clips), batch):
         x, r = to_batch(clips[i : i + batch], "cpu"), to_batch(refs[i : i + batch, None], "cpu")[:, 0]
         plain = tok.decode(tok.encode(x))
         plains.append(plain.bfloat16())
-        aligned.append(align_reference(r, plain).bfloat16())
+        aligned.append(tok.align(r, plain).bfloat16())
     return torch.cat(plains), torch.cat(aligned)
 
 
@@ -101,6 +106,9 @@ def train_reference_blend(
         step, _, _ = load_train_state(state_path, tok, opt, "reference-train")
         log(f"resumed from {state_path} at step {step}")
     t0 = time.time()
+    rng = np.random.default_rng([seed, 1])
+    other = rng.random(len(refs)) < MISMATCHED
+    refs = np.where(other[:, None, None, None], refs[rng.permutation(len(refs))], refs)
     plains, aligned = round_trips(tok, refs, clips)
     log(f"{len(clips)} round trips made ({time.time() - t0:.0f} s)")
 
