@@ -110,20 +110,23 @@ def test_reference_keeps_small_outlines_and_ignores_a_frame_that_does_not_fit(vp
     tok = vp.tokenizer
     assert tok.reference_blend is not None
     rng = np.random.default_rng(99)
-    plain_ok, ref_ok, psnr_gap = [], [], []
-    while len(ref_ok) < 8:
+    plain_ok, ref_ok, psnr_gap, psnr_gain = [], [], [], []
+    while len(ref_ok) < 16:
         scene = world.sample_scene(rng, 9, shape="circle", allow_held_out=True)
-        if scene.size >= 0.13:
+        if scene.size >= 0.12:
             continue
         x = world.render_times(scene, [0, *range(40, 49)], 64)
         clip = from_uint8(x[1:])[None]
         ids = tok.encode(clip)
-        plain_ok.append(read_clip(to_uint8(tok.decode(ids)[0])).shape == "circle")
-        ref_ok.append(read_clip(to_uint8(tok.decode(ids, from_uint8(x[:1]))[0])).shape == "circle")
+        plain, with_ref = to_uint8(tok.decode(ids)[0]), to_uint8(tok.decode(ids, from_uint8(x[:1]))[0])
+        plain_ok.append(read_clip(plain).shape == "circle")
+        ref_ok.append(read_clip(with_ref).shape == "circle")
+        psnr_gain.append(psnr(x[1:], with_ref) - psnr(x[1:], plain))
         other = world.sample_scene(rng, 9, color="blue" if scene.color != "blue" else "red", shape="square")
         wrong = from_uint8(world.render(other, 1, 64))
         psnr_gap.append(psnr(x[1:], to_uint8(tok.decode(ids)[0])) - psnr(x[1:], to_uint8(tok.decode(ids, wrong)[0])))
-    assert sum(ref_ok) >= 7 and sum(ref_ok) > sum(plain_ok), (ref_ok, plain_ok)
+    assert sum(ref_ok) >= 15 and sum(ref_ok) >= sum(plain_ok), (ref_ok, plain_ok)
+    assert np.mean(psnr_gain) > 3.0, psnr_gain
     assert max(psnr_gap) < 1.0, psnr_gap
 
 

@@ -151,13 +151,14 @@ def test_reference_blend_training_touches_nothing_else_resumes_exactly_and_swaps
     b, _ = read_checkpoint(tmp_path / "b" / "tokenizer.safetensors")
     old, _ = read_checkpoint(tok_path)
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert set(a) - set(old) and all(k.startswith("tokenizer.reference_blend.") for k in set(a) - set(old))
-    assert all(torch.equal(old[k], a[k]) for k in old)
+    blend = {k for k in a if k.startswith("tokenizer.reference_blend.")}
+    assert blend and all(k in blend for k in set(a) - set(old))
+    assert all(torch.equal(old[k], a[k]) for k in old if k not in blend)
+    assert any(not torch.equal(old[k], a[k]) for k in blend if k in old) or not blend & set(old)
 
     full = tmp_path / "full"
     train_lm(preset, data_path, tok_path, full, steps=1, batch=2, log=lambda s: None)
     vp = VideoPoet.from_pretrained(str(full / "videopoet.safetensors"))
-    assert vp.tokenizer.reference_blend is None
     vp.replace_decoder(tmp_path / "a" / "tokenizer.safetensors")
     assert vp.preset.tokenizer.reference and vp.tokenizer.reference_blend is not None
     tok = VideoTokenizer(vp.preset.tokenizer)
