@@ -47,7 +47,7 @@ class TokenizerConfig:
     entropy_weight: float = 0.01  # LFQ batch-entropy term; large weights make flat data encode position
     commit_weight: float = 0.25
     pad: str = "replicate"  # "replicate": ids mean content (see model.tokenizer); "zeros": first checkpoints
-    reference: bool = False  # decoder can also read a reference frame's encoder features (model.tokenizer.ReferenceAttention)
+    reference: bool = False  # a ReferenceBlend: decoding can take outlines from a true frame (model.tokenizer)
 
     @property
     def spatial_stride(self) -> int:
