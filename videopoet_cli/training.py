@@ -126,6 +126,8 @@ def train_tokenizer_cmd(
 
             if init is None:
                 raise InvalidInput("--reference trains the blend of a trained tokenizer: give that tokenizer with --init")
+            if not init.is_file():
+                raise InvalidInput(f"--init: file not found: {init}")
             if decoder_only or edge_weight or entropy_anneal:
                 raise InvalidInput("--reference trains only the blend: --decoder-only, --edge-weight and --entropy-anneal do not apply")
             return _train_reference(p, data, data_seed, init, out, steps, batch, lr, warmup, seed, resume)
