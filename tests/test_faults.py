@@ -193,3 +193,10 @@ def test_stdout_on_a_full_device(micro, tmp_path):
         r = subprocess.run([_exe(), "generate", PROMPT, *M(micro), "--frames", "5", "-o", "-", "--format", "mp4"],
                            cwd=tmp_path, env=_env(), stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)  # fmt: skip
     assert r.returncode == 1 and r.stderr.count("error:") == 1 and "Traceback" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("extra, says", [([], "--init"), (["--init", "missing.safetensors"], "not found")])
+def test_train_reference_needs_an_existing_tokenizer(tmp_path, extra, says):
+    r = cli("train", "tokenizer", "--reference", "--data", "world:2", "--out", tmp_path / "ref", *extra)
+    assert_one_error(r, 2, says)
+    assert not (tmp_path / "ref").exists()
