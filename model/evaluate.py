@@ -45,9 +45,11 @@ def eval_tokenizer(vp: VideoPoet, n: int = 64) -> dict:
     if vp.tokenizer.reference_blend is not None:  # the same ids decoded with a true frame 0-80 frames before
         t = vp.preset.tokenizer
         refs, pairs = world.reference_pairs(n, 999, t.frames, t.height)
-        with_ref = [psnr(c, to_uint8(vp.tokenizer.decode(vp.tokenizer.encode(from_uint8(c)[None]), from_uint8(r[None]))[0]))
-                    for r, c in zip(refs, pairs)]  # fmt: skip
-        plain = [psnr(c, to_uint8(vp.tokenizer.decode(vp.tokenizer.encode(from_uint8(c)[None]))[0])) for c in pairs]
+        with_ref, plain = [], []
+        for r, c in zip(refs, pairs):
+            ids = vp.tokenizer.encode(from_uint8(c)[None])  # encoded once, decoded both ways
+            with_ref.append(psnr(c, to_uint8(vp.tokenizer.decode(ids, from_uint8(r[None]))[0])))
+            plain.append(psnr(c, to_uint8(vp.tokenizer.decode(ids)[0])))
         out |= {"reference_psnr_db": float(np.mean(with_ref)), "reference_pairs_psnr_db_ids_alone": float(np.mean(plain))}
     return out
 
