@@ -14,6 +14,7 @@ the first checkpoints) gives every border position and latent frame its own cont
 
 from __future__ import annotations
 
+import math
 from typing import Optional
 
 import torch
@@ -107,14 +108,19 @@ class Encoder(nn.Module):
         return self.conv_out(self.features(x))
 
 
-def align_reference(reference: torch.Tensor, video: torch.Tensor, match: Optional[torch.Tensor] = None) -> torch.Tensor:
+def align_reference(reference: torch.Tensor, video: torch.Tensor, match: Optional[torch.Tensor] = None,
+                    subpixel: bool = True) -> torch.Tensor:
     """Shift a true frame so that what stands out from its background sits where it stands out in each
     decoded frame: reference (B, 3, H, W), video (B, T, 3, H, W) -> (B, T, 3, H, W).
 
-    Motion compensation, as a video codec predicts a frame from a reference frame, with one whole-pixel
-    shift per frame: first the difference of the two frames' salient centroids (salience: distance from
-    the median border colour, above half its peak), then the best of that shift and its eight neighbours
-    by mean absolute difference. `match` (B, 3, H, W), the reference as the decoder draws it, is what the
+    Motion compensation, as a video codec predicts a frame from a reference frame, with one shift per
+    frame: first the difference of the two frames' salient centroids (salience: distance from the median
+    border colour, above half its peak), then the best of that shift and its eight neighbours by mean
+    absolute difference, then (`subpixel`) a quarter-pixel refinement from the costs on either side (a
+    V fit) applied by bilinear interpolation. Whole pixels alone step an object moving 1.2-1.8 px a frame
+    by 1 or 2, and now and then 3, pixels: a visible jerk, most of all where two windows of an extended
+    clip meet (the eval's smooth seams: 60% over six seeds with whole pixels, 78% with quarter pixels,
+    as many as with no reference). `match` (B, 3, H, W), the reference as the decoder draws it, is what the
     shifts are measured on when given: decoded against decoded, so the decoder's own half-pixel offsets
     cancel (a frame decoded from the reference's own ids gets exactly no shift). A frame with nothing
     salient keeps the reference in place; ReferenceBlend then decides, pixel by pixel, whether the
@@ -145,8 +151,42 @@ def align_reference(reference: torch.Tensor, video: torch.Tensor, match: Optiona
                 continue
             shifts = [(y + i, x + j) for i in (-1, 0, 1) for j in (-1, 0, 1)]
             tries = torch.stack([torch.roll(match[b], sh, dims=(-2, -1)) for sh in shifts])
-            best = shifts[int((tries - video[b, t]).abs().mean((1, 2, 3)).argmin())]
-            out[b, t] = torch.roll(reference[b], best, dims=(-2, -1))
+            cost = (tries - video[b, t]).abs().mean((1, 2, 3))
+            best = shifts[int(cost.argmin())]
+            if not subpixel:
+                out[b, t] = torch.roll(reference[b], best, dims=(-2, -1))
+                continue
+            by, bx = best
+            fy = _v_fit(*(_mad(match[b], (by + i, bx), video[b, t]) for i in (-1, 0, 1)))
+            fx = _v_fit(*(_mad(match[b], (by, bx + j), video[b, t]) for j in (-1, 0, 1)))
+            out[b, t] = _shift(reference[b], by + fy, bx + fx)
+    return out
+
+
+def _mad(x: torch.Tensor, shift: tuple[int, int], target: torch.Tensor) -> float:
+    return float((torch.roll(x, shift, dims=(-2, -1)) - target).abs().mean())
+
+
+def _v_fit(left: float, mid: float, right: float) -> float:
+    """Sub-pixel offset of the minimum of a V-shaped cost sampled at -1, 0, +1 (the equiangular fit
+    used for block matching by absolute differences, whose cost is V- rather than parabola-shaped), to a
+    quarter pixel as codecs' motion compensation does (so whole-pixel motion stays exactly whole), in
+    [-0.5, 0.5]; 0 when the middle is not the lowest."""
+    rise = max(left, right) - mid
+    if rise <= 0 or mid > min(left, right):
+        return 0.0
+    return round(4 * max(-0.5, min(0.5, (left - right) / (2 * rise)))) / 4
+
+
+def _shift(x: torch.Tensor, dy: float, dx: float) -> torch.Tensor:
+    """x (..., H, W) moved by (dy, dx) pixels, fractions by bilinear interpolation between whole-pixel
+    rolls (so the whole-pixel case is exactly torch.roll)."""
+    y0, x0 = math.floor(dy), math.floor(dx)
+    ay, ax = dy - y0, dx - x0
+    out = torch.roll(x, (y0, x0), dims=(-2, -1)) * ((1 - ay) * (1 - ax))
+    for (i, j), w in (((1, 0), ay * (1 - ax)), ((0, 1), (1 - ay) * ax), ((1, 1), ay * ax)):
+        if w > 0:
+            out = out + torch.roll(x, (y0 + i, x0 + j), dims=(-2, -1)) * w
     return out
 
 

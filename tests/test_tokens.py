@@ -176,6 +176,21 @@ def test_align_reference_moves_the_reference_to_where_each_frame_has_its_object(
     assert torch.equal(aligned, video)
 
 
+def test_align_reference_follows_motion_between_whole_pixels():
+    """An object moving half a pixel per frame: whole-pixel shifts could only step it 0, 1, 0, 1 px (a
+    jerk at every seam of an extended clip); the quarter-pixel fit puts it where it is."""
+    from model.tokenizer import _shift
+
+    reference = _scene(12, 20)
+    video = torch.stack([_shift(reference[0], 0.0, 0.5 * t) for t in range(5)])[None]
+    sub = align_reference(reference, video)
+    whole = align_reference(reference, video, subpixel=False)
+    err_sub = (sub - video).abs().mean((2, 3, 4))[0]
+    err_whole = (whole - video).abs().mean((2, 3, 4))[0]
+    assert torch.all(err_sub < 1e-5), err_sub
+    assert torch.all(err_whole[1::2] > 1e-3), err_whole  # the half-pixel frames
+
+
 def test_align_reference_keeps_the_reference_in_place_when_a_frame_shows_nothing():
     reference = _scene(20, 9)
     aligned = align_reference(reference, torch.full((1, 2, 3, 32, 32), 0.3))
