@@ -151,20 +151,21 @@ def align_reference(reference: torch.Tensor, video: torch.Tensor, match: Optiona
                 continue
             shifts = [(y + i, x + j) for i in (-1, 0, 1) for j in (-1, 0, 1)]
             tries = torch.stack([torch.roll(match[b], sh, dims=(-2, -1)) for sh in shifts])
-            cost = (tries - video[b, t]).abs().mean((1, 2, 3))
-            best = shifts[int(cost.argmin())]
+            cost = dict(zip(shifts, (tries - video[b, t]).abs().mean((1, 2, 3)).tolist()))
+            by, bx = best = min(shifts, key=cost.__getitem__)
             if not subpixel:
                 out[b, t] = torch.roll(reference[b], best, dims=(-2, -1))
                 continue
-            by, bx = best
-            fy = _v_fit(*(_mad(match[b], (by + i, bx), video[b, t]) for i in (-1, 0, 1)))
-            fx = _v_fit(*(_mad(match[b], (by, bx + j), video[b, t]) for j in (-1, 0, 1)))
+
+            def mad(sh: tuple[int, int]) -> float:  # the nine above, or one step beyond them
+                if sh not in cost:
+                    cost[sh] = float((torch.roll(match[b], sh, dims=(-2, -1)) - video[b, t]).abs().mean())
+                return cost[sh]
+
+            fy = _v_fit(*(mad((by + i, bx)) for i in (-1, 0, 1)))
+            fx = _v_fit(*(mad((by, bx + j)) for j in (-1, 0, 1)))
             out[b, t] = _shift(reference[b], by + fy, bx + fx)
     return out
-
-
-def _mad(x: torch.Tensor, shift: tuple[int, int], target: torch.Tensor) -> float:
-    return float((torch.roll(x, shift, dims=(-2, -1)) - target).abs().mean())
 
 
 def _v_fit(left: float, mid: float, right: float) -> float:
