@@ -299,8 +299,8 @@ class VideoTokenizer(nn.Module):
         return self.reference_blend(out, self.align(reference.to(out.dtype), out)).clamp(-1, 1)
 
     @torch.no_grad()
-    def align(self, reference: torch.Tensor, video: torch.Tensor) -> torch.Tensor:
+    def align(self, reference: torch.Tensor, video: torch.Tensor, subpixel: bool = True) -> torch.Tensor:
         """align_reference with the shifts measured on the reference's own round trip (an image is a
         1-frame clip), so a decoded frame is compared with a decoded one."""
         match = self.decode(self.encode(reference[:, None]))[:, 0]
-        return align_reference(reference, video, match)
+        return align_reference(reference, video, match, subpixel)

@@ -47,14 +47,18 @@ def load_for_reference(cfg: TokenizerConfig, init: Path) -> VideoTokenizer:
 
 @torch.no_grad()
 def round_trips(tok: VideoTokenizer, refs: np.ndarray, clips: np.ndarray, batch: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
-    """bfloat16 (decode(encode(clip)), the reference aligned to that) for every pair."""
+    """bfloat16 (decode(encode(clip)), the reference aligned to that) for every pair. The reference is
+    shifted by whole pixels (decoding refines to a quarter pixel): the gate then meets references up to half
+    a pixel off in training and learns to take them anyway. Measured with the shipped LM: a blend trained so
+    kept colour and shape in 91.7% of extended clips over six eval seeds, one trained on quarter-pixel
+    shifts 90.0% (and 36.99 against 35.66 dB held-out with a reference; eval/study/README.md)."""
     tok.eval()
     plains, aligned = [], []
     for i in range(0, len(clips), batch):
         x, r = to_batch(clips[i : i + batch], "cpu"), to_batch(refs[i : i + batch, None], "cpu")[:, 0]
         plain = tok.decode(tok.encode(x))
         plains.append(plain.bfloat16())
-        aligned.append(tok.align(r, plain).bfloat16())
+        aligned.append(tok.align(r, plain, subpixel=False).bfloat16())
     return torch.cat(plains), torch.cat(aligned)
 
 
