@@ -14,6 +14,7 @@ import pytest
 import torch
 import yaml
 
+from model.checkpoint import read_checkpoint
 from model.config import load_preset, preset_from_dict
 from model.controls import control_video
 from model.data.sources import world_clips
@@ -225,6 +226,28 @@ def test_train_lm_takes_batches_from_the_token_data_given(setup, tmp_path):
     assert r["step"] == 3 and len(asked) == 3 and set(asked) <= set(MIXTURE)
 
 
+def test_compiled_training_takes_the_eager_steps(setup, tmp_path):
+    """`train lm --compile`: the same batches give the same losses (to float rounding: fused kernels sum in
+    another order), and the checkpoint has the plain module's names, so it loads as any other."""
+    preset, tok_path, data_path, _, _ = setup
+    only = {"t2v": 1.0}  # one layout: one graph to compile
+    eager = train_lm(preset, data_path, tok_path, tmp_path / "a", steps=3, batch=2, mixture=only, log=lambda s: None)
+    compiled = train_lm(preset, data_path, tok_path, tmp_path / "b", steps=3, batch=2, mixture=only, log=lambda s: None, compile=True)
+    assert compiled["step"] == 3
+    assert compiled["loss"] == pytest.approx(eager["loss"], rel=1e-3)
+    tensors, _ = read_checkpoint(tmp_path / "b" / "videopoet.safetensors")
+    assert "lm.head.weight" in tensors and not any("_orig_mod" in k for k in tensors)
+
+
+def test_compiled_tokenizer_training_takes_the_eager_steps(setup, tmp_path):
+    preset, _, _, _, clips = setup
+    runs = [train_tokenizer(preset.tokenizer, clips.clips, None, clips.clips[:2], tmp_path / name, steps=2, batch=2,
+                            log=lambda s: None, compile=name == "compiled") for name in ("eager", "compiled")]  # fmt: skip
+    assert runs[1]["loss"] == pytest.approx(runs[0]["loss"], rel=1e-3)
+    tensors, _ = read_checkpoint(tmp_path / "compiled" / "tokenizer.safetensors")
+    assert tensors and not any("_orig_mod" in k for k in tensors)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_and_resumed_equals_uninterrupted(setup, tmp_path, sig):
     preset, tok_path, data_path, _, _ = setup
@@ -298,6 +321,12 @@ def test_train_cli_errors_are_one_line(tmp_path):
     for bad, needle in (("world:many", "whole number"), ("world:0", "1..1000000")):
         r = CliRunner().invoke(app, ["train", "lm", "--tokenizer", str(tmp_path / "tok.safetensors"), "--data", bad, "--out", str(tmp_path)])
         assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output, r.output
+    # --compile on a CPU without a C++ compiler: said before any data is made, not a compiler traceback later
+    r = CliRunner().invoke(app, ["train", "lm", "--tokenizer", str(tmp_path / "tok.safetensors"), "--compile", "--out", str(tmp_path / "c")],
+                           env={"PATH": str(tmp_path), "CXX": ""})  # fmt: skip
+    if not torch.cuda.is_available():
+        assert r.exit_code == 2 and "--compile" in r.output and "compiler" in r.output and "Traceback" not in r.output, r.output
+        assert not (tmp_path / "c").exists()
 
 
 def test_wall_clips_train_continuation_only(setup, tmp_path):

@@ -82,6 +82,21 @@ def data_synth(
     _run(body)
 
 
+NO_COMPILER = "--compile: torch.compile builds C++ kernels on CPU and found no compiler (g++, clang++ or $CXX); install one or leave --compile out"
+
+
+def _has_cpp_compiler() -> bool:
+    """Whether torch.compile can build its CPU kernels here (a GPU run compiles with Triton instead)."""
+    import os
+    import shutil
+
+    import torch
+
+    if torch.cuda.is_available():
+        return True
+    return any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "clang++", "c++") if c)
+
+
 @train_app.command("tokenizer")
 def train_tokenizer_cmd(
     preset: str = typer.Option("tiny", "--preset"),
@@ -99,6 +114,7 @@ def train_tokenizer_cmd(
     warmup: int = typer.Option(200, "--warmup", min=0, help="Steps of linear learning-rate warm-up."),
     edge_weight: float = typer.Option(0.0, "--edge-weight", min=0.0, help="Add this multiple of an L1 loss on image gradients (edges) to the L2 loss (0 = L2 alone)."),
     reference: bool = typer.Option(False, "--reference", help="Train only the reference blend of the --init tokenizer (outlines taken from a true frame, for extend and animate); everything else stays as it was."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the forward pass: faster steps after a minute or two of compiling (needs a C++ compiler on CPU)."),
 ) -> None:
     """Train the causal LFQ video tokenizer (writes OUT/tokenizer.safetensors).
 
@@ -128,9 +144,13 @@ def train_tokenizer_cmd(
                 raise InvalidInput("--reference trains the blend of a trained tokenizer: give that tokenizer with --init")
             if not init.is_file():
                 raise InvalidInput(f"--init: file not found: {init}")
-            if decoder_only or edge_weight or entropy_anneal:
-                raise InvalidInput("--reference trains only the blend: --decoder-only, --edge-weight and --entropy-anneal do not apply")
+            if decoder_only or edge_weight or entropy_anneal or compile_:
+                raise InvalidInput("--reference trains only the blend: --decoder-only, --edge-weight, --entropy-anneal and --compile do not apply")
             return _train_reference(p, data, data_seed, init, out, steps, batch, lr, warmup, seed, resume)
+        if compile_ and not _has_cpp_compiler():
+            from model.errors import InvalidInput
+
+            raise InvalidInput(NO_COMPILER)
         clipset = load_clips(data, t.frames, t.height, p.video.fps, data_seed, _log)
         n_ctrl = max(1, len(clipset.clips) // 4)
         controls = np.stack([control_video(c, motion_only=i % 2 == 1) for i, c in enumerate(clipset.clips[:n_ctrl])])
@@ -141,7 +161,7 @@ def train_tokenizer_cmd(
         with StepReporter("tokenizer") as rep:
             r = train_tokenizer(t, clipset.clips, controls, held, out, steps, batch, lr, warmup=warmup, seed=seed, resume=resume,
                                 entropy_anneal=entropy_anneal, init=init, decoder_only=decoder_only, edge_weight=edge_weight,
-                                on_progress=rep, log=_log)  # fmt: skip
+                                on_progress=rep, log=_log, compile=compile_)  # fmt: skip
         if r.get("stopped"):
             _log(f"stopped at step {r['step']}: run the same command with --resume to continue")
         _log(f"done: step {r['step']}, held-out PSNR {r.get('psnr_held_out', float('nan')):.2f} dB -> {out / 'tokenizer.safetensors'}")
@@ -190,6 +210,7 @@ def train_lm_cmd(
     warmup: int = typer.Option(200, "--warmup", min=0, help="Steps of linear learning-rate warm-up."),
     mixture: str = typer.Option("", "--mixture", help="Task shares to change, e.g. continue=0.3 (the other tasks share the rest in their default proportions)."),
     context_noise: float = typer.Option(0.0, "--context-noise", min=0.0, max=1.0, help="Up to this fraction of a continuation sample's known ids replaced by random ids (robustness to its own earlier windows)."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the forward pass: faster steps after about a minute of compiling per task layout (needs a C++ compiler on CPU)."),
 ) -> None:
     """Train the prefix LM on the multi-task mixture (writes OUT/videopoet.safetensors).
 
@@ -218,6 +239,8 @@ def train_lm_cmd(
             raise InvalidInput(f"--tokenizer: file not found: {tokenizer}")
         if init is not None and not init.is_file():
             raise InvalidInput(f"--init: file not found: {init}")
+        if compile_ and not _has_cpp_compiler():
+            raise InvalidInput(NO_COMPILER)
         count = world_count(data)
         walls = 0
         if count is not None:
@@ -248,7 +271,7 @@ def train_lm_cmd(
             dist.barrier()
         with StepReporter("lm") as rep:
             r = train_lm(p, data_path, tokenizer, out, steps, batch, lr, warmup=warmup, seed=seed, resume=resume, init=init,
-                         mixture=shares, context_noise=context_noise, on_progress=rep, log=_log)  # fmt: skip
+                         mixture=shares, context_noise=context_noise, on_progress=rep, log=_log, compile=compile_)  # fmt: skip
         if rank == 0 and r.get("stopped"):
             _log(f"stopped at step {r['step']}: run the same command with --resume to continue")
         if rank == 0:

@@ -212,11 +212,14 @@ def train_lm(
     on_progress: Optional[ProgressFn] = None,
     log=print,
     data: Optional[TokenData] = None,
+    compile: bool = False,
 ) -> dict:
     """Train and write out_dir/lm-state.safetensors (resumable) and out_dir/videopoet.safetensors (weights).
     init: a videopoet checkpoint whose LM weights start a fresh run (fine-tuning; ignored on resume).
     mixture: task shares (default MIXTURE); context_noise: see TokenData. data: batches from this
-    TokenData instead of one read from data_path (a study's subclass that lays out some batches its way)."""
+    TokenData instead of one read from data_path (a study's subclass that lays out some batches its way).
+    compile: run the forward pass through torch.compile (fused element-wise kernels; one static graph per
+    task layout, compiled the first time the layout comes up; bench/train_compile_probe.py measures it)."""
     d = init_distributed()
     device = device_for(d)
     out_dir = Path(out_dir)
@@ -241,6 +244,11 @@ def train_lm(
         load_into(lm, init_tensors, "lm", Path(init))
         log(f"LM weights from {init}")
     model = torch.nn.parallel.DistributedDataParallel(lm) if d.world > 1 else lm
+    if compile:
+        # static shapes: a handful of layouts (continuation has three prefix lengths), each its own graph;
+        # a dynamic-shape graph would serve them all with slower kernels
+        torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 16)
+        model = torch.compile(model, dynamic=False)
     mixture = mixture or MIXTURE
     if len(data.style) == 0:
         mixture = {k: v for k, v in mixture.items() if k not in ("stylize", "motion")}

@@ -76,12 +76,14 @@ def train_tokenizer(
     edge_weight: float = 0.0,
     on_progress: Optional[ProgressFn] = None,
     log=print,
+    compile: bool = False,
 ) -> dict:
     """Train and write out_dir/tokenizer.safetensors (weights) and out_dir/tokenizer-state.safetensors.
 
     init starts from a trained tokenizer's weights. decoder_only freezes the encoder (and so every token
     id): the decoder learns to draw the same ids better, and an LM trained on those ids stays valid.
-    edge_weight adds that multiple of `gradient_loss` to the loss (0: L2 alone, as before)."""
+    edge_weight adds that multiple of `gradient_loss` to the loss (0: L2 alone, as before). compile: the
+    forward pass through torch.compile (one static graph; bench/train_compile_probe.py)."""
     d: Dist = init_distributed()
     device = device_for(d)
     out_dir = Path(out_dir)
@@ -105,6 +107,8 @@ def train_tokenizer(
     train_model = model
     if d.world > 1:
         train_model = torch.nn.parallel.DistributedDataParallel(model)
+    if compile:
+        train_model = torch.compile(train_model, dynamic=False)
     n_ctrl = batch // 4 if controls is not None else 0
     metrics: dict[str, float] = {}
     t0, seen = time.time(), 0
@@ -129,7 +133,8 @@ def train_tokenizer(
             # off by default: on flat-coloured data a strong batch-entropy push makes ids encode position
             entropy_scale = 3.0 - 2.0 * min(1.0, step / entropy_anneal) if entropy_anneal > 0 else 1.0
             with autocast(device):
-                rec, _, aux, stats = train_model(x, entropy_scale)
+                # a tensor under compile: a Python float would be a constant of the graph (a recompile per value)
+                rec, _, aux, stats = train_model(x, torch.tensor(entropy_scale) if compile else entropy_scale)
             recon = ((rec.float() - x) ** 2).mean()
             loss = 5.0 * recon + aux
             if edge_weight > 0:
