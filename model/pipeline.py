@@ -254,10 +254,10 @@ class VideoPoet:
         idx = torch.tensor([min(video.shape[0] - 1, round(i * native / fps)) for i in range(frames)])
         return video[idx]
 
-    def _decode(self, ids: torch.Tensor, reference: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def _decode(self, ids: torch.Tensor, reference: Optional[torch.Tensor] = None, blend_from: int = 0) -> torch.Tensor:
         _, h, w = self.preset.tokenizer.latent_shape()
         with self._autocast():
-            return self.tokenizer.decode(ids.view(ids.shape[0], -1, h, w), reference).float()
+            return self.tokenizer.decode(ids.view(ids.shape[0], -1, h, w), reference, blend_from).float()
 
     def _reference(self, frame: torch.Tensor) -> Optional[torch.Tensor]:
         """A true frame (3, H, W) of the scene the output continues, as the decoder takes it (1, 3, H, W);
@@ -311,7 +311,7 @@ class VideoPoet:
             ctx = self._encode(video[None, -ctx_frames:])
             prompt = prompts[min(window, len(prompts) - 1)]
             new = self._next_window(ctx, prompt, seed + 1000 * (window + 1), progress, options)
-            full = self._decode(torch.cat([ctx, new], 1), reference)[0]
+            full = self._decode(torch.cat([ctx, new], 1), reference, blend_from=ctx_frames)[0]
             video = torch.cat([video, full[ctx_frames:]])
             window += 1
         return video[:native_frames]

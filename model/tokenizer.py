@@ -288,15 +288,19 @@ class VideoTokenizer(nn.Module):
         return self.quantizer(self.encode_latents(video))[1]
 
     @torch.no_grad()
-    def decode(self, ids: torch.Tensor, reference: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def decode(self, ids: torch.Tensor, reference: Optional[torch.Tensor] = None, blend_from: int = 0) -> torch.Tensor:
         """ids (B, T', H', W') -> video (B, 1 + ts*(T'-1), 3, H, W) clamped to [-1, 1]. `reference`: a true
         frame (B, 3, H, W) of the same scene, whose outlines ReferenceBlend takes over where they fit
-        (ignored by a tokenizer built without it)."""
+        (ignored by a tokenizer built without it), in frames blend_from.. only: alignment and blend work
+        frame by frame, so a caller that keeps only the last frames (extend's windows) need not pay for
+        the others, which come back as decoded from the ids."""
         z = ids_to_bits(ids, self.cfg.bits).movedim(-1, 1)
         out = self._from_groups(self.decoder(z)).clamp(-1, 1)
         if reference is None or self.reference_blend is None:
             return out
-        return self.reference_blend(out, self.align(reference.to(out.dtype), out)).clamp(-1, 1)
+        tail = out[:, blend_from:]
+        tail = self.reference_blend(tail, self.align(reference.to(out.dtype), tail)).clamp(-1, 1)
+        return torch.cat([out[:, :blend_from], tail], 1)
 
     @torch.no_grad()
     def align(self, reference: torch.Tensor, video: torch.Tensor, subpixel: bool = True) -> torch.Tensor:

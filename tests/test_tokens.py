@@ -235,3 +235,14 @@ def test_reference_decoding_stays_causal():
     a, b = tok.decode(ids, clip[:, 0]), tok.decode(later, clip[:, 0])
     keep = 1 + TOK.time_stride * (ids.shape[1] - 2)  # frames of the earlier latent frames
     assert torch.equal(a[:, :keep], b[:, :keep]) and not torch.equal(a, b)
+
+
+def test_reference_blend_from_a_frame_on_gives_those_frames_unchanged():
+    """extend keeps only a window's new frames: blending from there on gives exactly those frames, and the
+    ones before it as decoded from the ids."""
+    tok = _with_reference()
+    clip = torch.rand(1, 9, 3, 32, 32) * 2 - 1
+    ids, ref = tok.encode(clip), clip[:, 0]
+    full, part = tok.decode(ids, ref), tok.decode(ids, ref, blend_from=5)
+    assert torch.equal(part[:, 5:], full[:, 5:])
+    assert torch.equal(part[:, :5], tok.decode(ids)[:, :5])
