@@ -232,7 +232,9 @@ def test_compiled_training_takes_the_eager_steps(setup, tmp_path):
     preset, tok_path, data_path, _, _ = setup
     only = {"t2v": 1.0}  # one layout: one graph to compile
     eager = train_lm(preset, data_path, tok_path, tmp_path / "a", steps=3, batch=2, mixture=only, log=lambda s: None)
+    torch._dynamo.utils.counters.clear()
     compiled = train_lm(preset, data_path, tok_path, tmp_path / "b", steps=3, batch=2, mixture=only, log=lambda s: None, compile=True)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # it did compile, not fall back to eager
     assert compiled["step"] == 3
     assert compiled["loss"] == pytest.approx(eager["loss"], rel=1e-3)
     tensors, _ = read_checkpoint(tmp_path / "b" / "videopoet.safetensors")
@@ -241,8 +243,10 @@ def test_compiled_training_takes_the_eager_steps(setup, tmp_path):
 
 def test_compiled_tokenizer_training_takes_the_eager_steps(setup, tmp_path):
     preset, _, _, _, clips = setup
+    torch._dynamo.utils.counters.clear()
     runs = [train_tokenizer(preset.tokenizer, clips.clips, None, clips.clips[:2], tmp_path / name, steps=2, batch=2,
                             log=lambda s: None, compile=name == "compiled") for name in ("eager", "compiled")]  # fmt: skip
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1
     assert runs[1]["loss"] == pytest.approx(runs[0]["loss"], rel=1e-3)
     tensors, _ = read_checkpoint(tmp_path / "compiled" / "tokenizer.safetensors")
     assert tensors and not any("_orig_mod" in k for k in tensors)
