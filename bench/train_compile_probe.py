@@ -63,18 +63,24 @@ class RecordingData(TokenData):
         return seq, target
 
 
-def run(preset, data: Path, out: Path, steps: int, compile: bool) -> dict:
+def timed(train) -> dict:
+    """Run train(on_progress); the wall, each step's seconds (the first includes setting up) and losses."""
     stamps, losses = [time.perf_counter()], []
-    tokens = RecordingData(data, preset.tokenizer.tokens_per_latent_frame(), preset.lm.text_dropout)
 
     def progress(step: int, total: int, metrics: dict) -> None:
         stamps.append(time.perf_counter())
         losses.append(metrics["loss"])
 
-    t0 = time.perf_counter()
-    train_lm(preset, data, ROOT / "presets" / "tiny.safetensors", out, steps, batch=24, lr=1e-3, warmup=10,
-             save_every=10**9, on_progress=progress, log=lambda *_: None, data=tokens, compile=compile)  # fmt: skip
-    return {"wall": time.perf_counter() - t0, "step_seconds": np.diff(stamps).tolist(), "losses": losses, "layouts": tokens.layouts}
+    train(progress)
+    return {"wall": time.perf_counter() - stamps[0], "step_seconds": np.diff(stamps).tolist(), "losses": losses}
+
+
+def run(preset, data: Path, out: Path, steps: int, compile: bool) -> dict:
+    tokens = RecordingData(data, preset.tokenizer.tokens_per_latent_frame(), preset.lm.text_dropout)
+    r = timed(lambda progress: train_lm(preset, data, ROOT / "presets" / "tiny.safetensors", out, steps, batch=24, lr=1e-3,
+                                        warmup=10, save_every=10**9, on_progress=progress, log=lambda *_: None, data=tokens,
+                                        compile=compile))  # fmt: skip
+    return r | {"layouts": tokens.layouts}
 
 
 def run_tokenizer(preset, out: Path, steps: int, compile: bool) -> dict:
@@ -82,16 +88,8 @@ def run_tokenizer(preset, out: Path, steps: int, compile: bool) -> dict:
 
     t = preset.tokenizer
     clips = world_clips(64, seed=1, frames=t.frames, size=t.height).clips
-    stamps, losses = [time.perf_counter()], []
-
-    def progress(step: int, total: int, metrics: dict) -> None:
-        stamps.append(time.perf_counter())
-        losses.append(metrics["loss"])
-
-    t0 = time.perf_counter()
-    train_tokenizer(t, clips, None, clips[:4], out, steps, batch=8, warmup=2, save_every=10**9, eval_every=10**9,
-                    on_progress=progress, log=lambda *_: None, compile=compile)  # fmt: skip
-    return {"wall": time.perf_counter() - t0, "step_seconds": np.diff(stamps).tolist(), "losses": losses}
+    return timed(lambda progress: train_tokenizer(t, clips, None, clips[:4], out, steps, batch=8, warmup=2, save_every=10**9,
+                                                  eval_every=10**9, on_progress=progress, log=lambda *_: None, compile=compile))  # fmt: skip
 
 
 def tokenizer_probe(preset, steps: int) -> dict:

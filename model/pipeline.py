@@ -135,8 +135,8 @@ class VideoPoet:
         compare_configs({"tokenizer": dataclasses.asdict(cfg)}, {"tokenizer": found}, path)
         new = VideoTokenizer(cfg)
         load_into(new, tensors, "tokenizer", path)
-        mine = self.tokenizer.state_dict()
-        for k, v in new.state_dict().items():
+        mine, theirs = self.tokenizer.state_dict(), new.state_dict()
+        for k, v in theirs.items():
             if k.startswith(("decoder.", "reference_blend.")):
                 continue
             a = mine[k].to(v.device)
@@ -145,7 +145,7 @@ class VideoPoet:
                                       "trained on this very encoder (frozen) can be swapped in")  # fmt: skip
         for k, v in mine.items():  # the encoder and quantizer exactly as they were (not their bf16 copy)
             if not k.startswith(("decoder.", "reference_blend.")):
-                new.state_dict()[k].copy_(v)
+                theirs[k].copy_(v)
         self.tokenizer = new.to(self.device).eval()
         self.preset = dataclasses.replace(self.preset, tokenizer=cfg)
 
