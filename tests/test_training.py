@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from model.checkpoint import read_checkpoint
+from model.checkpoint import CheckpointError, read_checkpoint
 from model.config import load_preset, preset_from_dict
 from model.controls import control_video
 from model.data.sources import world_clips
@@ -170,7 +170,8 @@ def test_reference_blend_training_touches_nothing_else_resumes_exactly_and_swaps
     assert again.preset.tokenizer.reference and again.tokenizer.reference_blend is not None
 
 
-def test_lm_training_lowers_loss(setup, tmp_path):
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_lm_training_lowers_loss(setup, tmp_path, optimizer):
     preset, tok_path, data_path, _, _ = setup
     data = TokenData(data_path, preset.tokenizer.tokens_per_latent_frame(), 0.0)
     seq, target = data.batch("t2v", 8, np.random.default_rng(0), "cpu")
@@ -179,7 +180,7 @@ def test_lm_training_lowers_loss(setup, tmp_path):
 
     with torch.no_grad():
         before = float(lm_loss(PrefixLM.for_tokenizer(preset.lm, preset.tokenizer), seq, target))
-    train_lm(preset, data_path, tok_path, tmp_path, steps=80, batch=8, lr=3e-3, warmup=5, log=lambda s: None)
+    train_lm(preset, data_path, tok_path, tmp_path, steps=80, batch=8, lr=3e-3, warmup=5, log=lambda s: None, optimizer=optimizer)
     vp = VideoPoet.from_pretrained(str(tmp_path / "videopoet.safetensors"))
     with torch.no_grad():
         after = float(lm_loss(vp.lm, seq, target))
@@ -252,20 +253,50 @@ def test_compiled_tokenizer_training_takes_the_eager_steps(setup, tmp_path):
     assert tensors and not any("_orig_mod" in k for k in tensors)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupted_and_resumed_equals_uninterrupted(setup, tmp_path, sig):
+@pytest.mark.parametrize("sig,optimizer", [(signal.SIGINT, "adamw"), (signal.SIGTERM, "adamw"), (signal.SIGTERM, "muon")])
+def test_interrupted_and_resumed_equals_uninterrupted(setup, tmp_path, sig, optimizer):
     preset, tok_path, data_path, _, _ = setup
-    straight = train_lm(preset, data_path, tok_path, tmp_path / "a", steps=8, batch=4, log=lambda s: None)
+    kw = dict(steps=8, batch=4, log=lambda s: None, optimizer=optimizer)
+    straight = train_lm(preset, data_path, tok_path, tmp_path / "a", **kw)
 
     def interrupt(step, total, metrics):
         if step == 4:
             os.kill(os.getpid(), sig)  # Ctrl-C, or `kill`: the loop saves and stops
 
-    first = train_lm(preset, data_path, tok_path, tmp_path / "b", steps=8, batch=4, on_progress=interrupt, log=lambda s: None)
+    first = train_lm(preset, data_path, tok_path, tmp_path / "b", on_progress=interrupt, **kw)
     assert first["stopped"] and first["step"] == 4
-    resumed = train_lm(preset, data_path, tok_path, tmp_path / "b", steps=8, batch=4, resume=True, log=lambda s: None)
+    resumed = train_lm(preset, data_path, tok_path, tmp_path / "b", resume=True, **kw)
     assert resumed["step"] == 8
     assert resumed["loss"] == pytest.approx(straight["loss"], rel=1e-5, abs=1e-6)
+
+
+def test_resume_with_another_optimizer_is_refused(setup, tmp_path):
+    """Its saved state would be the other optimizer's (AdamW moments are not Muon's momentum)."""
+    preset, tok_path, data_path, _, _ = setup
+    train_lm(preset, data_path, tok_path, tmp_path, steps=2, batch=2, log=lambda s: None)
+    with pytest.raises(CheckpointError, match="--optimizer adamw"):
+        train_lm(preset, data_path, tok_path, tmp_path, steps=4, batch=2, resume=True, optimizer="muon", log=lambda s: None)
+
+
+def test_muon_takes_the_blocks_matrices_and_adamw_the_rest(setup):
+    """Muon orthogonalises hidden layers' matrices only; embeddings, head, norms, biases stay with AdamW
+    (the usual split), and weight decay never touches a vector."""
+    from model.train.common import MuonAdamW, make_optimizer
+    from model.transformer import PrefixLM
+
+    preset = setup[0]
+    lm = PrefixLM.for_tokenizer(preset.lm, preset.tokenizer)
+    opt = make_optimizer("muon", list(lm.named_parameters()), 1e-3, hidden=lambda n, p: n.startswith("blocks."))
+    assert isinstance(opt, MuonAdamW)
+    names = {id(p): n for n, p in lm.named_parameters()}
+    muon = {names[id(p)] for g in opt.muon.param_groups for p in g["params"]}
+    assert muon == {n for n, p in lm.named_parameters() if n.startswith("blocks.") and p.dim() == 2}
+    adam = [(names[id(p)], g["weight_decay"]) for g in opt.adamw.param_groups for p in g["params"]]
+    assert {n for n, _ in adam} | muon == set(names.values()) and not {n for n, _ in adam} & muon
+    assert all((wd > 0) == (lm.get_parameter(n).dim() == 2) for n, wd in adam)
+    assert {"embed.weight", "head.weight"} <= {n for n, _ in adam}
+    with pytest.raises(ValueError, match="adamw, muon"):
+        make_optimizer("sgd", list(lm.named_parameters()), 1e-3, hidden=lambda n, p: True)
 
 
 def test_torchrun_two_processes(setup, tmp_path):
@@ -322,6 +353,9 @@ def test_train_cli_errors_are_one_line(tmp_path):
     r = CliRunner().invoke(app, ["train", "lm", "--tokenizer", str(tmp_path / "tok.safetensors"), "--mixture", "continue=2",
                                  "--out", str(tmp_path)])  # fmt: skip
     assert r.exit_code == 2 and "--mixture" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["train", "lm", "--tokenizer", str(tmp_path / "tok.safetensors"), "--optimizer", "sgd",
+                                 "--out", str(tmp_path / "o")])  # fmt: skip
+    assert r.exit_code == 2 and "--optimizer" in r.output and "Traceback" not in r.output and not (tmp_path / "o").exists()
     for bad, needle in (("world:many", "whole number"), ("world:0", "1..1000000")):
         r = CliRunner().invoke(app, ["train", "lm", "--tokenizer", str(tmp_path / "tok.safetensors"), "--data", bad, "--out", str(tmp_path)])
         assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output, r.output
@@ -421,3 +455,24 @@ def test_context_noise_touches_only_continuation_inputs(setup):
         assert torch.equal(a_seq.tokens, b_seq.tokens)
     with pytest.raises(ValueError, match="vocabulary"):
         TokenData(data_path, t.tokens_per_latent_frame(), 0.0, context_noise=0.1)
+
+
+def test_muon_orthogonalizes_matrices_and_convolution_weights():
+    """Newton-Schulz leaves every singular value near 1 (the quintic's band, about 0.7-1.2) whatever the
+    input's spread, for a tall, a wide and a convolution-shaped (out, in, k, k) weight; vectors are refused."""
+    from model.train.muon import Muon, orthogonalize
+
+    g = torch.Generator().manual_seed(0)
+    for shape in ((64, 16), (16, 64)):
+        u, _, vt = torch.linalg.svd(torch.randn(*shape, generator=g), full_matrices=False)
+        m = u @ torch.diag(torch.logspace(-1, 1, 16)) @ vt  # singular values 0.1 .. 10
+        s = torch.linalg.svdvals(orthogonalize(m))
+        assert s.min() > 0.6 and s.max() < 1.25, s
+    conv = torch.nn.Parameter(torch.zeros(8, 4, 3, 3))
+    conv.grad = torch.randn(8, 4, 3, 3, generator=g)
+    opt = Muon([conv], lr=0.1, momentum=0.0)
+    opt.step()
+    s = torch.linalg.svdvals(conv.detach().reshape(8, -1)) / (0.1 * 0.2 * 36**0.5)
+    assert s.min() > 0.6 and s.max() < 1.25, s
+    with pytest.raises(ValueError, match="weight matrices"):
+        Muon([torch.nn.Parameter(torch.zeros(4))], lr=0.1)

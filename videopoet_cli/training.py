@@ -211,6 +211,7 @@ def train_lm_cmd(
     mixture: str = typer.Option("", "--mixture", help="Task shares to change, e.g. continue=0.3 (the other tasks share the rest in their default proportions)."),
     context_noise: float = typer.Option(0.0, "--context-noise", min=0.0, max=1.0, help="Up to this fraction of a continuation sample's known ids replaced by random ids (robustness to its own earlier windows)."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the forward pass: faster steps after about a minute of compiling per task layout (needs a C++ compiler on CPU)."),
+    optimizer: str = typer.Option("adamw", "--optimizer", help="adamw, or muon: Muon on the transformer blocks' matrices and AdamW on the rest, same --lr (README, Training your own)."),
 ) -> None:
     """Train the prefix LM on the multi-task mixture (writes OUT/videopoet.safetensors).
 
@@ -228,6 +229,7 @@ def train_lm_cmd(
         from model.data.sources import load_clips, world_count
         from model.text import TextEncoder
         from model.tokenizer import VideoTokenizer
+        from model.train.common import OPTIMIZERS
         from model.train.lm import parse_mixture, pretokenize, train_lm
 
         from model.errors import InvalidInput
@@ -241,6 +243,8 @@ def train_lm_cmd(
             raise InvalidInput(f"--init: file not found: {init}")
         if compile_ and not _has_cpp_compiler():
             raise InvalidInput(NO_COMPILER)
+        if optimizer not in OPTIMIZERS:
+            raise InvalidInput(f"--optimizer: one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
         count = world_count(data)
         walls = 0
         if count is not None:
@@ -271,7 +275,8 @@ def train_lm_cmd(
             dist.barrier()
         with StepReporter("lm") as rep:
             r = train_lm(p, data_path, tokenizer, out, steps, batch, lr, warmup=warmup, seed=seed, resume=resume, init=init,
-                         mixture=shares, context_noise=context_noise, on_progress=rep, log=_log, compile=compile_)  # fmt: skip
+                         mixture=shares, context_noise=context_noise, on_progress=rep, log=_log, compile=compile_,
+                         optimizer=optimizer)  # fmt: skip
         if rank == 0 and r.get("stopped"):
             _log(f"stopped at step {r['step']}: run the same command with --resume to continue")
         if rank == 0:

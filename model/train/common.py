@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from ..checkpoint import CheckpointError, atomic_save, load_into, read_checkpoint
+from .muon import Muon
 
 ProgressFn = Callable[[int, int, dict[str, float]], None]
 
@@ -58,7 +59,7 @@ def save_train_state(
     kind: str,
     extra: Optional[dict[str, Any]] = None,
 ) -> None:
-    """Model (fp32), AdamW moments, step and RNG state, all in one safetensors file."""
+    """Model (fp32), the optimizer's state (AdamW moments, Muon momentum), step and RNG state, in one safetensors file."""
     from ..checkpoint import FORMAT, FORMAT_VERSION, _unwrap
 
     tensors = {f"model.{k}": v for k, v in _unwrap(model).state_dict().items()}
@@ -100,6 +101,51 @@ def load_train_state(
             optimizer.state[p] = {k: (v.clone() if k != "step" else v.clone().float()) for k, v in st.items()}
     torch.set_rng_state(tensors["rng.torch"])
     return json.loads(meta["step"]), json.loads(meta["config"]), json.loads(meta.get("extra", "{}"))
+
+
+OPTIMIZERS = ("adamw", "muon")
+
+
+class MuonAdamW:
+    """Muon (train/muon.py) on hidden layers' weights, AdamW on everything else (embeddings, output head,
+    norms, biases), as Muon's authors use it. Muon's step is scaled to AdamW's update size, so one
+    learning rate and schedule drive both. The two optimizers share one `state` dict (their parameters
+    are disjoint) so save_train_state/load_train_state handle it as they handle AdamW."""
+
+    def __init__(self, hidden: list[torch.Tensor], other_decay: list[torch.Tensor], no_decay: list[torch.Tensor], lr: float,
+                 weight_decay: float = 0.1, betas: tuple[float, float] = (0.9, 0.95), ns_dtype: torch.dtype = torch.float32) -> None:  # fmt: skip
+        self.muon = Muon(hidden, lr=lr, weight_decay=weight_decay, ns_dtype=ns_dtype)
+        self.adamw = torch.optim.AdamW(
+            [{"params": other_decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=betas
+        )
+        self.state = self.adamw.state
+        self.muon.state = self.state
+        self.param_groups = self.muon.param_groups + self.adamw.param_groups
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.muon.zero_grad(set_to_none=set_to_none)
+        self.adamw.zero_grad(set_to_none=set_to_none)
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.muon.step()
+        self.adamw.step()
+
+
+def make_optimizer(kind: str, named: list[tuple[str, torch.Tensor]], lr: float, hidden: Callable[[str, torch.Tensor], bool],
+                   weight_decay: float = 0.1, betas: tuple[float, float] = (0.9, 0.95), device: Optional[torch.device] = None):  # fmt: skip
+    """AdamW (decay on matrices, none on vectors) or MuonAdamW with Muon on the matrices `hidden` picks
+    (its iterations in bf16 where bf16 is fast on `device`, float32 elsewhere)."""
+    if kind not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {kind!r}")
+    no_decay = [p for n, p in named if p.dim() < 2]
+    if kind == "muon":
+        mats = [(n, p) for n, p in named if p.dim() >= 2]
+        ns_dtype = torch.bfloat16 if device is not None and fast_bf16(device) else torch.float32
+        return MuonAdamW([p for n, p in mats if hidden(n, p)], [p for n, p in mats if not hidden(n, p)], no_decay, lr,
+                         weight_decay, betas, ns_dtype)  # fmt: skip
+    decay = [p for n, p in named if p.dim() >= 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=betas)
 
 
 @dataclass

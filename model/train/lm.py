@@ -25,7 +25,8 @@ from ..errors import InvalidInput
 from ..masks import draw_inpaint, draw_outpaint
 from ..tokenizer import VideoTokenizer
 from ..transformer import PrefixLM
-from .common import ProgressFn, StopFlag, autocast, device_for, init_distributed, load_train_state, lr_at, precision, save_train_state
+from .common import (ProgressFn, StopFlag, autocast, device_for, init_distributed, load_train_state, lr_at, make_optimizer, precision,
+                     save_train_state)  # fmt: skip
 from .tokenizer import to_batch
 
 # Text-to-video keeps the largest share: it is the main job and its bars are the hardest. The
@@ -213,6 +214,7 @@ def train_lm(
     log=print,
     data: Optional[TokenData] = None,
     compile: bool = False,
+    optimizer: str = "adamw",
 ) -> dict:
     """Train and write out_dir/lm-state.safetensors (resumable) and out_dir/videopoet.safetensors (weights).
     init: a videopoet checkpoint whose LM weights start a fresh run (fine-tuning; ignored on resume).
@@ -228,16 +230,15 @@ def train_lm(
         data = TokenData(data_path, preset.tokenizer.tokens_per_latent_frame(), preset.lm.text_dropout, context_noise,
                          preset.tokenizer.vocab_size)  # fmt: skip
     lm = PrefixLM.for_tokenizer(preset.lm, preset.tokenizer).to(device)
-    decay = [p for n, p in lm.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in lm.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.95)
-    )
+    opt = make_optimizer(optimizer, list(lm.named_parameters()), lr, hidden=lambda n, p: n.startswith("blocks."), device=device)
     state_path = out_dir / "lm-state.safetensors"
     config = {"tokenizer": dataclasses.asdict(preset.tokenizer), "lm": dataclasses.asdict(preset.lm)}
     step = 0
     if resume and state_path.exists():
-        step, _, _ = load_train_state(state_path, lm, opt, "lm-train")
+        step, _, extra = load_train_state(state_path, lm, opt, "lm-train")
+        if extra.get("optimizer", "adamw") != optimizer:  # states written before the option: AdamW
+            raise CheckpointError(f"{state_path}: trained with --optimizer {extra.get('optimizer', 'adamw')}; resume with it "
+                                  f"(its saved state is that optimizer's), or start a new --out")  # fmt: skip
         log(f"resumed from {state_path} at step {step}")
     elif init is not None:
         init_tensors, _ = read_checkpoint(Path(init))
@@ -262,7 +263,7 @@ def train_lm(
     load_into(tokenizer, tok_tensors, "tokenizer", tokenizer_path)
 
     def save() -> None:
-        save_train_state(state_path, lm, opt, step, config, "lm-train")
+        save_train_state(state_path, lm, opt, step, config, "lm-train", extra={"optimizer": optimizer})
         save_checkpoint(out_dir / "videopoet.safetensors", {"tokenizer": tokenizer, "lm": lm}, config, "videopoet", extra_meta={"step": step})
 
     t0, tokens, metrics = time.time(), 0, {}
