@@ -66,15 +66,20 @@ def setup(tmp_path_factory):
     return preset, tok_dir / "tokenizer.safetensors", data, tmp, clips
 
 
-def test_tokenizer_training_lowers_loss(setup, tmp_path):
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_tokenizer_training_lowers_loss(setup, tmp_path, optimizer):
     preset, _, _, _, clips = setup
     from model.train.tokenizer import reconstruction_psnr
 
     torch.manual_seed(0)
     before = reconstruction_psnr(VideoTokenizer(preset.tokenizer), clips.clips[:8])
     r = train_tokenizer(preset.tokenizer, clips.clips, None, clips.clips[:8], tmp_path, steps=60, batch=4, lr=3e-3,
-                        warmup=5, eval_every=60, log=lambda s: None)  # fmt: skip
-    assert r["psnr_held_out"] > before + 2.5  # +2.8 dB in float32, +3.2 under bf16 autocast
+                        warmup=5, eval_every=60, log=lambda s: None, optimizer=optimizer)  # fmt: skip
+    assert r["psnr_held_out"] > before + 2.5  # AdamW: +2.8 dB in float32, +3.2 under bf16 autocast
+    with pytest.raises(CheckpointError, match=f"--optimizer {optimizer}"):
+        other = "muon" if optimizer == "adamw" else "adamw"
+        train_tokenizer(preset.tokenizer, clips.clips, None, clips.clips[:8], tmp_path, steps=61, batch=4, resume=True,
+                        log=lambda s: None, optimizer=other)  # fmt: skip
 
 
 def test_gradient_loss_is_zero_on_the_target_punishes_blur_and_ignores_flat_offsets():
@@ -353,6 +358,9 @@ def test_train_cli_errors_are_one_line(tmp_path):
     r = CliRunner().invoke(app, ["train", "lm", "--tokenizer", str(tmp_path / "tok.safetensors"), "--mixture", "continue=2",
                                  "--out", str(tmp_path)])  # fmt: skip
     assert r.exit_code == 2 and "--mixture" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["train", "tokenizer", "--init", str(tmp_path / "tok.safetensors"), "--reference", "--optimizer", "muon",
+                                 "--out", str(tmp_path / "o")])  # fmt: skip
+    assert r.exit_code == 2 and "--optimizer" in r.output and "Traceback" not in r.output and not (tmp_path / "o").exists()
     r = CliRunner().invoke(app, ["train", "lm", "--tokenizer", str(tmp_path / "tok.safetensors"), "--optimizer", "sgd",
                                  "--out", str(tmp_path / "o")])  # fmt: skip
     assert r.exit_code == 2 and "--optimizer" in r.output and "Traceback" not in r.output and not (tmp_path / "o").exists()

@@ -115,6 +115,7 @@ def train_tokenizer_cmd(
     edge_weight: float = typer.Option(0.0, "--edge-weight", min=0.0, help="Add this multiple of an L1 loss on image gradients (edges) to the L2 loss (0 = L2 alone)."),
     reference: bool = typer.Option(False, "--reference", help="Train only the reference blend of the --init tokenizer (outlines taken from a true frame, for extend and animate); everything else stays as it was."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the forward pass: faster steps after a minute or two of compiling (needs a C++ compiler on CPU)."),
+    optimizer: str = typer.Option("adamw", "--optimizer", help="adamw, or muon: Muon on the hidden convolutions and AdamW on the rest, same --lr (README, Training your own)."),
 ) -> None:
     """Train the causal LFQ video tokenizer (writes OUT/tokenizer.safetensors).
 
@@ -134,22 +135,24 @@ def train_tokenizer_cmd(
         from model.data.sources import load_clips
         from model.train.tokenizer import train_tokenizer
 
+        from model.errors import InvalidInput
+        from model.train.common import OPTIMIZERS
+
         torch.set_num_threads(max(1, torch.get_num_threads()))
         p = load_preset(preset)
         t = p.tokenizer
+        if optimizer not in OPTIMIZERS:
+            raise InvalidInput(f"--optimizer: one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
         if reference:
-            from model.errors import InvalidInput
-
             if init is None:
                 raise InvalidInput("--reference trains the blend of a trained tokenizer: give that tokenizer with --init")
             if not init.is_file():
                 raise InvalidInput(f"--init: file not found: {init}")
-            if decoder_only or edge_weight or entropy_anneal or compile_:
-                raise InvalidInput("--reference trains only the blend: --decoder-only, --edge-weight, --entropy-anneal and --compile do not apply")
+            if decoder_only or edge_weight or entropy_anneal or compile_ or optimizer != "adamw":
+                raise InvalidInput("--reference trains only the blend: --decoder-only, --edge-weight, --entropy-anneal, --compile "
+                                   "and --optimizer do not apply")  # fmt: skip
             return _train_reference(p, data, data_seed, init, out, steps, batch, lr, warmup, seed, resume)
         if compile_ and not _has_cpp_compiler():
-            from model.errors import InvalidInput
-
             raise InvalidInput(NO_COMPILER)
         clipset = load_clips(data, t.frames, t.height, p.video.fps, data_seed, _log)
         n_ctrl = max(1, len(clipset.clips) // 4)
@@ -161,7 +164,7 @@ def train_tokenizer_cmd(
         with StepReporter("tokenizer") as rep:
             r = train_tokenizer(t, clipset.clips, controls, held, out, steps, batch, lr, warmup=warmup, seed=seed, resume=resume,
                                 entropy_anneal=entropy_anneal, init=init, decoder_only=decoder_only, edge_weight=edge_weight,
-                                on_progress=rep, log=_log, compile=compile_)  # fmt: skip
+                                on_progress=rep, log=_log, compile=compile_, optimizer=optimizer)  # fmt: skip
         if r.get("stopped"):
             _log(f"stopped at step {r['step']}: run the same command with --resume to continue")
         _log(f"done: step {r['step']}, held-out PSNR {r.get('psnr_held_out', float('nan')):.2f} dB -> {out / 'tokenizer.safetensors'}")

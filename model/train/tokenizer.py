@@ -15,10 +15,11 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..checkpoint import checkpoint_config, compare_configs, load_into, read_checkpoint, save_checkpoint
+from ..checkpoint import CheckpointError, checkpoint_config, compare_configs, load_into, read_checkpoint, save_checkpoint
 from ..config import TokenizerConfig
 from ..tokenizer import VideoTokenizer
-from .common import Dist, ProgressFn, StopFlag, autocast, device_for, init_distributed, load_train_state, lr_at, precision, save_train_state
+from .common import (Dist, ProgressFn, StopFlag, autocast, device_for, init_distributed, load_train_state, lr_at, make_optimizer, precision,
+                     save_train_state)  # fmt: skip
 
 
 def to_batch(clips: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -38,6 +39,12 @@ def gradient_loss(rec: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     dx = (rec[..., :, 1:] - rec[..., :, :-1]) - (x[..., :, 1:] - x[..., :, :-1])
     dy = (rec[..., 1:, :] - rec[..., :-1, :]) - (x[..., 1:, :] - x[..., :-1, :])
     return dx.abs().mean() + dy.abs().mean()
+
+
+def _hidden_conv(name: str, p: torch.Tensor) -> bool:
+    """The convolutions between the first and the last layer of the encoder and of the decoder: Muon's share.
+    The layers that read pixels or ids in and write them out keep AdamW, as embeddings and heads do."""
+    return name.startswith(("encoder.levels.", "encoder.down.", "decoder.levels.", "decoder.up."))
 
 
 @torch.no_grad()
@@ -77,13 +84,15 @@ def train_tokenizer(
     on_progress: Optional[ProgressFn] = None,
     log=print,
     compile: bool = False,
+    optimizer: str = "adamw",
 ) -> dict:
     """Train and write out_dir/tokenizer.safetensors (weights) and out_dir/tokenizer-state.safetensors.
 
     init starts from a trained tokenizer's weights. decoder_only freezes the encoder (and so every token
     id): the decoder learns to draw the same ids better, and an LM trained on those ids stays valid.
     edge_weight adds that multiple of `gradient_loss` to the loss (0: L2 alone, as before). compile: the
-    forward pass through torch.compile (one static graph; bench/train_compile_probe.py)."""
+    forward pass through torch.compile (one static graph; bench/train_compile_probe.py). optimizer: "adamw", or
+    "muon" for Muon on the hidden convolutions (`_hidden_conv`) and AdamW on the rest."""
     d: Dist = init_distributed()
     device = device_for(d)
     out_dir = Path(out_dir)
@@ -95,12 +104,16 @@ def train_tokenizer(
         load_into(model, tensors, "tokenizer", Path(init))
     if decoder_only:
         model.encoder.requires_grad_(False)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, betas=(0.9, 0.99), weight_decay=0.0)
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    opt = make_optimizer(optimizer, trainable, lr, hidden=_hidden_conv, weight_decay=0.0, betas=(0.9, 0.99), device=device)
     state_path = out_dir / "tokenizer-state.safetensors"
     step = 0
     config = dataclasses.asdict(cfg)
     if resume and state_path.exists():
-        step, _, _ = load_train_state(state_path, model, opt, "tokenizer-train")
+        step, _, extra = load_train_state(state_path, model, opt, "tokenizer-train")
+        if extra.get("optimizer", "adamw") != optimizer:  # states written before the option: AdamW
+            raise CheckpointError(f"{state_path}: trained with --optimizer {extra.get('optimizer', 'adamw')}; resume with it "
+                                  f"(its saved state is that optimizer's), or start a new --out")  # fmt: skip
         log(f"resumed from {state_path} at step {step}")
     if init is not None and step == 0 and d.main:
         log(f"initialised from {init}: held-out PSNR {reconstruction_psnr(model, held_out):.2f} dB")
@@ -157,10 +170,10 @@ def train_tokenizer(
             if on_progress and d.main:
                 on_progress(step, steps, metrics)
             if d.main and (step % save_every == 0 or step == steps or flag.stop):
-                save_train_state(state_path, model, opt, step, config, "tokenizer-train")
+                save_train_state(state_path, model, opt, step, config, "tokenizer-train", extra={"optimizer": optimizer})
                 save_checkpoint(out_dir / "tokenizer.safetensors", {"tokenizer": model}, {"tokenizer": config}, "tokenizer")
     if d.main and flag.stop:
-        save_train_state(state_path, model, opt, step, config, "tokenizer-train")
+        save_train_state(state_path, model, opt, step, config, "tokenizer-train", extra={"optimizer": optimizer})
         save_checkpoint(out_dir / "tokenizer.safetensors", {"tokenizer": model}, {"tokenizer": config}, "tokenizer")
         log(f"stopped at step {step}; state saved to {state_path}")
     return {"step": step, "stopped": flag.stop, **metrics}
