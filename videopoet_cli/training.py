@@ -97,6 +97,14 @@ def _has_cpp_compiler() -> bool:
     return any(shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "clang++", "c++") if c)
 
 
+def _check_optimizer(optimizer: str) -> None:
+    from model.errors import InvalidInput
+    from model.train.common import OPTIMIZERS
+
+    if optimizer not in OPTIMIZERS:
+        raise InvalidInput(f"--optimizer: one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+
+
 @train_app.command("tokenizer")
 def train_tokenizer_cmd(
     preset: str = typer.Option("tiny", "--preset"),
@@ -136,13 +144,11 @@ def train_tokenizer_cmd(
         from model.train.tokenizer import train_tokenizer
 
         from model.errors import InvalidInput
-        from model.train.common import OPTIMIZERS
 
         torch.set_num_threads(max(1, torch.get_num_threads()))
         p = load_preset(preset)
         t = p.tokenizer
-        if optimizer not in OPTIMIZERS:
-            raise InvalidInput(f"--optimizer: one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+        _check_optimizer(optimizer)
         if reference:
             if init is None:
                 raise InvalidInput("--reference trains the blend of a trained tokenizer: give that tokenizer with --init")
@@ -232,7 +238,6 @@ def train_lm_cmd(
         from model.data.sources import load_clips, world_count
         from model.text import TextEncoder
         from model.tokenizer import VideoTokenizer
-        from model.train.common import OPTIMIZERS
         from model.train.lm import parse_mixture, pretokenize, train_lm
 
         from model.errors import InvalidInput
@@ -246,8 +251,7 @@ def train_lm_cmd(
             raise InvalidInput(f"--init: file not found: {init}")
         if compile_ and not _has_cpp_compiler():
             raise InvalidInput(NO_COMPILER)
-        if optimizer not in OPTIMIZERS:
-            raise InvalidInput(f"--optimizer: one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+        _check_optimizer(optimizer)
         count = world_count(data)
         walls = 0
         if count is not None:

@@ -63,6 +63,7 @@ def save_train_state(
     from ..checkpoint import FORMAT, FORMAT_VERSION, _unwrap
 
     tensors = {f"model.{k}": v for k, v in _unwrap(model).state_dict().items()}
+    extra = {**(extra or {}), "optimizer": optimizer_kind(optimizer)}
     names = {id(p): n for n, p in _unwrap(model).named_parameters()}
     for group in optimizer.param_groups:
         for p in group["params"]:
@@ -79,7 +80,7 @@ def save_train_state(
         "kind": kind,
         "config": json.dumps(config),
         "step": json.dumps(step),
-        "extra": json.dumps(extra or {}),
+        "extra": json.dumps(extra),
     }
     atomic_save(tensors, path, meta)
 
@@ -87,12 +88,18 @@ def save_train_state(
 def load_train_state(
     path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, kind: str
 ) -> tuple[int, dict[str, Any], dict[str, Any]]:
-    """Restore what save_train_state wrote; returns (step, config, extra)."""
+    """Restore what save_train_state wrote; returns (step, config, extra). The state must be the same
+    optimizer's: AdamW moments are not Muon's momentum."""
     from ..checkpoint import _unwrap
 
     tensors, meta = read_checkpoint(path)
     if meta.get("kind") != kind:
         raise CheckpointError(f"{path}: a '{meta.get('kind')}' checkpoint, expected '{kind}'")
+    extra = json.loads(meta.get("extra", "{}"))
+    saved = extra.get("optimizer", "adamw")  # states written before the option: AdamW
+    if saved != optimizer_kind(optimizer):
+        raise CheckpointError(f"{path}: trained with --optimizer {saved}; resume with it (its saved state is that optimizer's), "
+                              f"or start a new --out")  # fmt: skip
     load_into(model, tensors, "model", path)
     inner = _unwrap(model)
     for n, p in inner.named_parameters():
@@ -100,7 +107,7 @@ def load_train_state(
         if st:
             optimizer.state[p] = {k: (v.clone() if k != "step" else v.clone().float()) for k, v in st.items()}
     torch.set_rng_state(tensors["rng.torch"])
-    return json.loads(meta["step"]), json.loads(meta["config"]), json.loads(meta.get("extra", "{}"))
+    return json.loads(meta["step"]), json.loads(meta["config"]), extra
 
 
 OPTIMIZERS = ("adamw", "muon")
@@ -130,6 +137,11 @@ class MuonAdamW:
     def step(self) -> None:
         self.muon.step()
         self.adamw.step()
+
+
+def optimizer_kind(optimizer) -> str:
+    """The OPTIMIZERS name of an optimizer that make_optimizer built (the train state records it)."""
+    return "muon" if isinstance(optimizer, MuonAdamW) else "adamw"
 
 
 def make_optimizer(kind: str, named: list[tuple[str, torch.Tensor]], lr: float, hidden: Callable[[str, torch.Tensor], bool],

@@ -235,10 +235,7 @@ def train_lm(
     config = {"tokenizer": dataclasses.asdict(preset.tokenizer), "lm": dataclasses.asdict(preset.lm)}
     step = 0
     if resume and state_path.exists():
-        step, _, extra = load_train_state(state_path, lm, opt, "lm-train")
-        if extra.get("optimizer", "adamw") != optimizer:  # states written before the option: AdamW
-            raise CheckpointError(f"{state_path}: trained with --optimizer {extra.get('optimizer', 'adamw')}; resume with it "
-                                  f"(its saved state is that optimizer's), or start a new --out")  # fmt: skip
+        step, _, _ = load_train_state(state_path, lm, opt, "lm-train")
         log(f"resumed from {state_path} at step {step}")
     elif init is not None:
         init_tensors, _ = read_checkpoint(Path(init))
@@ -263,7 +260,7 @@ def train_lm(
     load_into(tokenizer, tok_tensors, "tokenizer", tokenizer_path)
 
     def save() -> None:
-        save_train_state(state_path, lm, opt, step, config, "lm-train", extra={"optimizer": optimizer})
+        save_train_state(state_path, lm, opt, step, config, "lm-train")
         save_checkpoint(out_dir / "videopoet.safetensors", {"tokenizer": tokenizer, "lm": lm}, config, "videopoet", extra_meta={"step": step})
 
     t0, tokens, metrics = time.time(), 0, {}

@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..checkpoint import CheckpointError, checkpoint_config, compare_configs, load_into, read_checkpoint, save_checkpoint
+from ..checkpoint import checkpoint_config, compare_configs, load_into, read_checkpoint, save_checkpoint
 from ..config import TokenizerConfig
 from ..tokenizer import VideoTokenizer
 from .common import (Dist, ProgressFn, StopFlag, autocast, device_for, init_distributed, load_train_state, lr_at, make_optimizer, precision,
@@ -110,10 +110,7 @@ def train_tokenizer(
     step = 0
     config = dataclasses.asdict(cfg)
     if resume and state_path.exists():
-        step, _, extra = load_train_state(state_path, model, opt, "tokenizer-train")
-        if extra.get("optimizer", "adamw") != optimizer:  # states written before the option: AdamW
-            raise CheckpointError(f"{state_path}: trained with --optimizer {extra.get('optimizer', 'adamw')}; resume with it "
-                                  f"(its saved state is that optimizer's), or start a new --out")  # fmt: skip
+        step, _, _ = load_train_state(state_path, model, opt, "tokenizer-train")
         log(f"resumed from {state_path} at step {step}")
     if init is not None and step == 0 and d.main:
         log(f"initialised from {init}: held-out PSNR {reconstruction_psnr(model, held_out):.2f} dB")
@@ -170,10 +167,10 @@ def train_tokenizer(
             if on_progress and d.main:
                 on_progress(step, steps, metrics)
             if d.main and (step % save_every == 0 or step == steps or flag.stop):
-                save_train_state(state_path, model, opt, step, config, "tokenizer-train", extra={"optimizer": optimizer})
+                save_train_state(state_path, model, opt, step, config, "tokenizer-train")
                 save_checkpoint(out_dir / "tokenizer.safetensors", {"tokenizer": model}, {"tokenizer": config}, "tokenizer")
     if d.main and flag.stop:
-        save_train_state(state_path, model, opt, step, config, "tokenizer-train", extra={"optimizer": optimizer})
+        save_train_state(state_path, model, opt, step, config, "tokenizer-train")
         save_checkpoint(out_dir / "tokenizer.safetensors", {"tokenizer": model}, {"tokenizer": config}, "tokenizer")
         log(f"stopped at step {step}; state saved to {state_path}")
     return {"step": step, "stopped": flag.stop, **metrics}
