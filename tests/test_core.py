@@ -92,6 +92,29 @@ def test_lfq_quantizes_to_signs_with_straight_through_grad():
     assert torch.isfinite(aux) and "ent_batch" in stats
 
 
+@pytest.mark.parametrize("bits", [1, 5, 12])
+def test_lfq_batch_entropy_is_exact_over_every_code(bits):
+    """The batch-mean code distribution is taken as an outer product of two halves of the bits; it must
+    equal the distribution summed code by code over all 2**bits codes, in value and in gradient."""
+    torch.manual_seed(bits)
+    q = LFQ(bits)
+    z = (torch.randn(300, bits) * 0.3).double().requires_grad_()
+    z.data[:100] *= 10  # confident samples too (probabilities underflow for most codes)
+    _, ent_batch = q._entropies(z)
+
+    z_ref = z.detach().clone().requires_grad_()
+    codes = ids_to_bits(torch.arange(2**bits), bits).double()  # (K, n), MSB first
+    p1 = torch.sigmoid(4 * z_ref / q.temperature)
+    probs = torch.where(codes[None] > 0, p1[:, None], 1 - p1[:, None]).prod(-1)  # (N, K)
+    avg = probs.mean(0)
+    ref = -(avg * (avg + 1e-6).log()).sum()
+    assert torch.allclose(q._batch_code_distribution(z), avg, rtol=1e-9, atol=1e-15)  # code by code, in id order
+    assert torch.allclose(ent_batch, ref, rtol=1e-9, atol=1e-12)
+    ent_batch.backward()
+    ref.backward()
+    assert torch.allclose(z.grad, z_ref.grad, rtol=1e-7, atol=1e-12)
+
+
 # -- prefix LM -----------------------------------------------------------------------------------------
 def test_prefix_mask_bidirectional_prefix_causal_output():
     valid = torch.ones(1, 6, dtype=torch.bool)
