@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 from model.config import load_preset
 from model.lfq import LFQ, ids_to_bits
+from model.tokenizer import VideoTokenizer
 
 
 def table_distribution(self: LFQ, z: torch.Tensor) -> torch.Tensor:
@@ -31,8 +32,6 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=5)
     args = ap.parse_args()
-    from model.tokenizer import VideoTokenizer
-
     torch.manual_seed(0)
     tok = VideoTokenizer(load_preset("tiny").tokenizer).train()
     x = torch.rand(8, 17, 3, 64, 64) * 2 - 1
