@@ -141,9 +141,8 @@ def train_tokenizer_cmd(
         from model.config import load_preset
         from model.controls import control_video
         from model.data.sources import load_clips
-        from model.train.tokenizer import train_tokenizer
-
         from model.errors import InvalidInput
+        from model.train.tokenizer import train_tokenizer
 
         torch.set_num_threads(max(1, torch.get_num_threads()))
         p = load_preset(preset)
